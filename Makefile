@@ -44,6 +44,11 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Regenerate contracts/schemas/ (JSON Schema of every registered model, topics.json).
+.PHONY: schemas
+schemas: venv
+	$(PY) -m contracts.schema
+
 test: venv kafka-jars lint
 	$(PY) -m pytest
 

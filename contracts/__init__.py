@@ -5,7 +5,14 @@ Data only: nothing here does I/O or knows about a service.
 
 from contracts.envelope import ENVELOPE_SCHEMA_VERSION, Envelope, root_envelope
 from contracts.ids import new_event_id
-from contracts.topics import ALL_TOPICS, TOPICS_BY_NAME, Topic, TopicKind, dead_letter_topic
+from contracts.topics import (
+    ALL_TOPICS,
+    TOPICS_BY_NAME,
+    Topic,
+    TopicKind,
+    all_topic_names,
+    dead_letter_topic,
+)
 
 __all__ = [
     "ALL_TOPICS",
@@ -14,6 +21,7 @@ __all__ = [
     "Envelope",
     "Topic",
     "TopicKind",
+    "all_topic_names",
     "dead_letter_topic",
     "new_event_id",
     "root_envelope",

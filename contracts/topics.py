@@ -40,13 +40,19 @@ ANALYSIS_REQUESTED = Topic(
     "cardflow.analysis.requested.v1", TopicKind.COMMAND, "card id", "Analyse cards of a run."
 )
 EPICS_REQUESTED = Topic(
-    "cardflow.epics.requested.v1", TopicKind.COMMAND, "run id", "Generate epics from analysed cards."
+    "cardflow.epics.requested.v1",
+    TopicKind.COMMAND,
+    "run id",
+    "Generate epics from analysed cards.",
 )
 STORIES_REQUESTED = Topic(
     "cardflow.stories.requested.v1", TopicKind.COMMAND, "epic id", "Generate stories for epics."
 )
 SUBTASKS_REQUESTED = Topic(
-    "cardflow.subtasks.requested.v1", TopicKind.COMMAND, "story id", "Generate subtasks for stories."
+    "cardflow.subtasks.requested.v1",
+    TopicKind.COMMAND,
+    "story id",
+    "Generate subtasks for stories.",
 )
 RUNS_CONTROL = Topic(
     "cardflow.runs.control.v1", TopicKind.COMMAND, "run id", "Cancel or retry a run."
@@ -61,7 +67,10 @@ EPICS_GENERATED = Topic(
     "cardflow.epics.generated.v1", TopicKind.DOMAIN, "epic id", "An epic was generated or updated."
 )
 STORIES_GENERATED = Topic(
-    "cardflow.stories.generated.v1", TopicKind.DOMAIN, "story id", "A story was generated or updated."
+    "cardflow.stories.generated.v1",
+    TopicKind.DOMAIN,
+    "story id",
+    "A story was generated or updated.",
 )
 SUBTASKS_GENERATED = Topic(
     "cardflow.subtasks.generated.v1",

@@ -1,0 +1,115 @@
+"""Wiring and lifecycle shared by every service: build, migrate, run, drain, stop.
+
+Shutdown order matters: stop consuming and let in-flight handlers finish (their offsets are
+committed), then give the relay a moment to publish what they emitted, then close the
+database. SIGTERM and SIGINT both start it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contracts import all_topic_names, dead_letter_topic
+from services.runtime import outbox
+from services.runtime.broker import make_broker
+from services.runtime.db import make_engine, make_sessions
+from services.runtime.delivery import Consumers
+from services.runtime.logging import configure_logging
+from services.runtime.migrate import MigrationHistory, migrate
+from services.runtime.relay import OutboxRelay
+from services.runtime.settings import Settings
+from services.runtime.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    broker: KafkaBroker
+    relay: OutboxRelay
+    consumers: Consumers
+    stop: asyncio.Event
+    migrations: list[MigrationHistory] = field(default_factory=list)
+
+
+def build_service(
+    settings: Settings,
+    migrations: Iterable[MigrationHistory] = (),
+    *,
+    relay_class: type[OutboxRelay] = OutboxRelay,
+) -> Service:
+    engine = make_engine(settings.resolved_database_url(), echo=settings.database_echo)
+    sessions = make_sessions(engine)
+    broker = make_broker(settings)
+    relay = relay_class(settings, engine, sessions)
+    stop = asyncio.Event()
+    consumers = Consumers(settings, broker, sessions, on_committed=relay.notify, stop=stop)
+    return Service(settings, engine, sessions, broker, relay, consumers, stop, list(migrations))
+
+
+async def check_ready(service: Service, timeout_s: float = 2.0) -> dict[str, bool]:
+    """Whether the broker and the database answer now (for /readyz and probes)."""
+    database = False
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout_s), service.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            database = True
+    broker = False
+    with contextlib.suppress(Exception):
+        broker = await service.broker.ping(timeout_s)
+    return {"database": database, "broker": broker}
+
+
+async def prepare(service: Service) -> None:
+    """Migrations and topics: idempotent, run at every start."""
+    await migrate(service.engine, *service.migrations)
+    topics = all_topic_names() + service.consumers.topics
+    topics += [dead_letter_topic(t) for t in service.consumers.topics]
+    await ensure_topics(service.settings, topics)
+
+
+async def run_service(service: Service) -> None:
+    settings = service.settings
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    await prepare(service)
+    relay_stop = asyncio.Event()
+    relay_task = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, service.stop.set)
+    await service.broker.start()
+    log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
+    try:
+        await service.stop.wait()
+    finally:
+        log.info("shutting down: draining in-flight messages")
+        await service.broker.stop()
+        await _drain_outbox(service, deadline_s=5.0)
+        relay_stop.set()
+        await relay_task
+        await service.engine.dispose()
+        log.info("service stopped")
+
+
+async def _drain_outbox(service: Service, deadline_s: float) -> None:
+    service.relay.notify()
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        async with service.sessions() as session:
+            if await outbox.pending_count(session) == 0:
+                return
+        await asyncio.sleep(0.05)
+    log.warning("stopping with unpublished outbox rows; the next start publishes them")
