@@ -20,7 +20,8 @@ class Envelope(BaseModel):
     that directly caused this one.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Tolerant reader: a newer producer may add optional fields; old consumers ignore them.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str = Field(default_factory=new_event_id, description="UUIDv7 of this event.")
     type: str = Field(

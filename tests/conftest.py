@@ -11,10 +11,13 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from tests.support import infra
+
+T = TypeVar("T")
 
 # Fixture -> marker, so `-m "not kafka"` etc. select without every test repeating the marker.
 _FIXTURE_MARKERS = {"kafka_bootstrap": "kafka", "local_kafka": "kafka", "postgres_url": "postgres"}
@@ -48,36 +51,41 @@ def _env(name: str) -> str:
     return os.environ.get(name, "").strip()
 
 
-@contextlib.contextmanager
-def _fail_on_infra_error() -> Iterator[None]:
+def _or_fail(provision: Callable[[], T]) -> T:
+    """``provision()``, or a test failure carrying the InfraError's reason. pytest.fail is
+    called after the except block so the report shows the reason alone, not a chain."""
     try:
-        yield
+        return provision()
     except infra.InfraError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason = str(exc)
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a real Kafka broker shared by the session."""
     with contextlib.ExitStack() as stack:
-        with _fail_on_infra_error():
-            bootstrap = stack.enter_context(infra.kafka_broker(tmp_path_factory.mktemp("kafka")))
-        yield bootstrap
+        workdir = tmp_path_factory.mktemp("kafka")
+        yield _or_fail(lambda: stack.enter_context(infra.kafka_broker(workdir)))
+
+
+def _ready_local_kafka(workdir: Path) -> infra.LocalKafka:
+    infra.ensure_kafka_jars()
+    broker = infra.LocalKafka(workdir / "kafka", workdir / "kafka.log")
+    broker.start()
+    try:
+        broker.wait_ready()
+    except BaseException:
+        broker.stop()
+        raise
+    return broker
 
 
 @pytest.fixture
 def local_kafka(tmp_path: Path) -> Iterator[infra.LocalKafka]:
     """A broker of the test's own, started and ready, that the test may stop, kill and start
     again (fault injection); stopped at teardown."""
-    with _fail_on_infra_error():
-        infra.ensure_kafka_jars()
-        broker = infra.LocalKafka(tmp_path / "kafka", tmp_path / "kafka.log")
-        broker.start()
-        try:
-            broker.wait_ready()
-        except BaseException:
-            broker.stop()
-            raise
+    broker = _or_fail(lambda: _ready_local_kafka(tmp_path))
     try:
         yield broker
     finally:
@@ -89,9 +97,7 @@ def postgres_url() -> Iterator[str]:
     """``postgresql+asyncpg://`` URL of a real PostgreSQL server shared by the session; tests
     that write should use ``database_url`` (a database of their own) instead."""
     with contextlib.ExitStack() as stack:
-        with _fail_on_infra_error():
-            url = stack.enter_context(infra.postgres_server())
-        yield url
+        yield _or_fail(lambda: stack.enter_context(infra.postgres_server()))
 
 
 @pytest.fixture(
@@ -108,8 +114,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     # Asked for lazily so a run of only the sqlite cases never starts a PostgreSQL server.
     server = request.getfixturevalue("postgres_url")
-    with _fail_on_infra_error(), infra.fresh_postgres_database(server) as url:
-        yield url
+    with contextlib.ExitStack() as stack:
+        yield _or_fail(lambda: stack.enter_context(infra.fresh_postgres_database(server)))
 
 
 def _test_slug(request: pytest.FixtureRequest) -> str:
@@ -120,11 +126,19 @@ def _test_slug(request: pytest.FixtureRequest) -> str:
 def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """``unique_topic("cards")`` -> a topic name no other test uses (includes the test name)."""
     slug = _test_slug(request)
-    return lambda prefix="topic": infra.unique_topic(f"{prefix}.{slug}")
+
+    def make(prefix: str = "topic") -> str:
+        return infra.unique_topic(f"{prefix}.{slug}")
+
+    return make
 
 
 @pytest.fixture
 def unique_group(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """``unique_group("epics")`` -> a consumer group id no other test uses."""
     slug = _test_slug(request)
-    return lambda prefix="group": infra.unique_group(f"{prefix}.{slug}")
+
+    def make(prefix: str = "group") -> str:
+        return infra.unique_group(f"{prefix}.{slug}")
+
+    return make

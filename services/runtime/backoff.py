@@ -8,7 +8,10 @@ import random
 
 
 def full_jitter(attempt: int, base_s: float, cap_s: float) -> float:
-    """A random delay in [0, min(cap, base * 2^(attempt-1))]: retries of many replicas spread out."""
+    """A random delay in [0, min(cap, base * 2^(attempt-1))].
+
+    Full jitter spreads out the retries of replicas that failed at the same moment.
+    """
     return random.uniform(0, min(cap_s, base_s * 2 ** max(0, attempt - 1)))
 
 

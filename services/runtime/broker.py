@@ -9,6 +9,7 @@ a service first started are not skipped.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faststream import AckPolicy
@@ -24,6 +25,8 @@ def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         "enable_idempotence": True,
         "acks": "all",
         "graceful_timeout": settings.kafka_graceful_timeout_s,
+        # FastStream's own logger adds a coloured handler; ours routes through the root's.
+        "logger": logging.getLogger("faststream"),
     }
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)

@@ -7,7 +7,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 def is_sqlite(url: str) -> bool:
@@ -22,8 +27,17 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # Waiting on a lock beats failing at once: the relay and handlers share the file.
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    # Python's sqlite3 neither opens a transaction before DDL nor before a SELECT, so by
+    # default migrations are not transactional and a read-then-write transaction can fail
+    # on upgrade with "database is locked" regardless of busy_timeout. BEGIN IMMEDIATE takes
+    # the write lock up front, waiting for it under busy_timeout: writers queue, none fail.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,6 +49,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # Hand transaction control to SQLAlchemy (see _sqlite_begin_immediate).
+    dbapi_connection.isolation_level = None
 
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

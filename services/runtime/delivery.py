@@ -36,7 +36,7 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class Rejected(Exception):  # noqa: N818 - it names an outcome, not a fault of the code
+class Rejected(Exception):
     """Raised by a handler for a message that will never succeed: dead-lettered at once."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -154,9 +154,17 @@ class Consumers:
     ) -> None:
         parsed = parse_envelope(record.value, accepted_versions)
         if isinstance(parsed, DeadLetter):
-            log.warning("dead-lettering a message that cannot be handled",
-                        extra={"fields": {"topic": record.topic, "offset": record.offset,
-                                          "error_code": parsed.code, "reason": parsed.reason}})
+            log.warning(
+                "dead-lettering a message that cannot be handled",
+                extra={
+                    "fields": {
+                        "topic": record.topic,
+                        "offset": record.offset,
+                        "error_code": parsed.code,
+                        "reason": parsed.reason,
+                    }
+                },
+            )
             await self._dead_letter(record, consumer, parsed, attempts=1)
             return
         with bind_envelope(parsed):
@@ -181,9 +189,14 @@ class Consumers:
                     letter = DeadLetter("internal", f"{type(error).__name__}: {error}")
                     await self._dead_letter(record, consumer, letter, attempt)
                     return
-                delay = full_jitter(attempt, settings.handler_retry_base_s, settings.handler_retry_max_s)
-                log.warning("handler failed; retrying", exc_info=True,
-                            extra={"fields": {"attempt": attempt, "retry_in_s": round(delay, 2)}})
+                delay = full_jitter(
+                    attempt, settings.handler_retry_base_s, settings.handler_retry_max_s
+                )
+                log.warning(
+                    "handler failed; retrying",
+                    exc_info=True,
+                    extra={"fields": {"attempt": attempt, "retry_in_s": round(delay, 2)}},
+                )
                 await sleep_or_stop(self._stop, delay)
                 if self._stop.is_set():
                     # Shutting down: leave the message uncommitted for the next owner.

@@ -1,4 +1,7 @@
-"""Idempotent consumption: a record of each (consumer, event) handled, in the effect's transaction."""
+"""Idempotent consumption: a record of each (consumer, event) handled.
+
+Written in the transaction of the effect itself, so the two commit or roll back together.
+"""
 
 from __future__ import annotations
 

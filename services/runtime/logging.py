@@ -72,7 +72,9 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ctx = " ".join(f"{k}={v}" for k, v in _context.get().items())
-        base = f"{self.formatTime(record)} {record.levelname:<7} {_service['service']} {record.name}: "
+        base = (
+            f"{self.formatTime(record)} {record.levelname:<7} {_service['service']} {record.name}: "
+        )
         text = base + record.getMessage() + (f" [{ctx}]" if ctx else "")
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

@@ -4,16 +4,16 @@ One relay per service database is active at a time (a PostgreSQL advisory lock, 
 lock beside a SQLite database). It publishes each batch in a Kafka transaction under a
 transactional id fixed per service, so a new relay's ``init_transactions`` fences its
 predecessor and aborts whatever that one left open. The same transaction writes the batch's
-outbox sequence numbers to the service's ledger topic. If a relay dies after the Kafka
-commit but before it marks the rows published, its successor reads the ledger's last
-record and marks those rows (matched by sequence number and event id, so a ledger that
-outlived its database never marks a stranger's row) instead of publishing them again: no duplicate reaches a
-read_committed consumer, and no event is lost (a row is only marked after its batch
-committed).
+(sequence number, event id) pairs to the service's ledger topic. If a relay dies after the
+Kafka commit but before it marks the rows published, its successor reads the ledger's last
+record and marks those rows instead of publishing them again. Rows are matched by sequence
+number and event id, so a ledger that outlived its database never marks a stranger's row.
+No duplicate reaches a read_committed consumer, and no event is lost: a row is only marked
+after its batch committed.
 
-This is the source side of Kafka's exactly-once (as Kafka Connect's exactly-once sources
-do with their offsets topic); consumers still dedupe by event id, so the design stays
-correct even with read_uncommitted consumers.
+This is the source side of Kafka's exactly-once, as Kafka Connect's exactly-once sources do
+with their offsets topic. Consumers still dedupe by event id (the inbox), so the design
+stays correct for read_uncommitted consumers and for replays.
 """
 
 from __future__ import annotations
@@ -86,8 +86,11 @@ class OutboxRelay:
             except Exception:
                 attempt += 1
                 delay = full_jitter(attempt, self._settings.handler_retry_base_s, 10.0)
-                log.warning("outbox relay failed; retrying", exc_info=True,
-                            extra={"fields": {"retry_in_s": round(delay, 2)}})
+                log.warning(
+                    "outbox relay failed; retrying",
+                    exc_info=True,
+                    extra={"fields": {"retry_in_s": round(delay, 2)}},
+                )
                 await sleep_or_stop(stop, delay)
             finally:
                 self.is_leader = False

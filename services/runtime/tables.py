@@ -34,7 +34,9 @@ inbox = Table(
 outbox = Table(
     "cardflow_outbox",
     runtime_metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("event_id", String(64), nullable=False, unique=True),
     Column("topic", String(255), nullable=False),
     Column("key", Text, nullable=False),

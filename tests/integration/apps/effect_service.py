@@ -45,10 +45,10 @@ OUT_TOPIC = os.environ.get("EFFECT_OUT_TOPIC", "")
 
 
 async def hang_at(point: str) -> None:
-    if PAUSE == point:
+    if point == PAUSE:
         MARKER.write_text(point)
         await asyncio.Event().wait()
-    elif PAUSE == f"slow_{point}":
+    elif f"slow_{point}" == PAUSE:
         MARKER.write_text(point)
         await asyncio.sleep(float(os.environ.get("EFFECT_SLOW_S", "3")))
 
@@ -88,9 +88,7 @@ async def main() -> None:
         await service.consumers.deliver(message.raw_message, group, handle, versions)
         await hang_at("before_offset_commit")
 
-    service.broker.subscriber(in_topic, **subscriber_options(settings, group_id=group))(
-        on_message
-    )
+    service.broker.subscriber(in_topic, **subscriber_options(settings, group_id=group))(on_message)
     service.consumers.topics.append(in_topic)
     await run_service(service)
 

@@ -1,0 +1,102 @@
+"""The runtime's tables on both SQLite and PostgreSQL: migrations, inbox, outbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import inspect
+
+from contracts import root_envelope
+from services.runtime import inbox, outbox
+from services.runtime.db import make_engine, make_sessions
+from services.runtime.migrate import migrate
+
+pytestmark = pytest.mark.integration
+
+
+def event(key: str = "card-1"):  # type: ignore[no-untyped-def]
+    return root_envelope(
+        type="cardflow.card.submitted",
+        schema_version=1,
+        source="test",
+        tenant_id="t1",
+        key=key,
+        data={},
+    )
+
+
+@pytest.fixture
+async def engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_migrations_create_the_runtime_tables_and_are_idempotent(engine) -> None:  # type: ignore[no-untyped-def]
+    await migrate(engine)  # a second start changes nothing
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {"cardflow_inbox", "cardflow_outbox", "cardflow_runtime_alembic_version"} <= tables
+
+
+async def test_replicas_migrating_at_once_do_not_collide(database_url: str) -> None:
+    engines = [make_engine(database_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate(e) for e in engines))
+    finally:
+        for e in engines:
+            await e.dispose()
+
+
+async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:  # type: ignore[no-untyped-def]
+    sessions = make_sessions(engine)
+    async with sessions.begin() as session:
+        assert await inbox.claim(session, "epics", "e1") is True
+    async with sessions.begin() as session:
+        assert await inbox.claim(session, "epics", "e1") is False
+        assert await inbox.claim(session, "stories", "e1") is True
+
+
+async def test_an_inbox_claim_rolls_back_with_its_transaction(engine) -> None:  # type: ignore[no-untyped-def]
+    sessions = make_sessions(engine)
+    with pytest.raises(RuntimeError):
+        async with sessions.begin() as session:
+            assert await inbox.claim(session, "epics", "e2") is True
+            raise RuntimeError("handler failed")
+    async with sessions.begin() as session:
+        assert not await inbox.was_handled(session, "epics", "e2")
+        assert await inbox.claim(session, "epics", "e2") is True
+
+
+async def test_outbox_rows_are_pending_in_order_until_marked(engine) -> None:  # type: ignore[no-untyped-def]
+    sessions = make_sessions(engine)
+    sent = [event(f"card-{i}") for i in range(3)]
+    async with sessions.begin() as session:
+        for e in sent:
+            await outbox.enqueue(session, "cardflow.cards.submitted.v1", e)
+    async with sessions.begin() as session:
+        pending = await outbox.lock_pending(session, limit=10)
+        assert [p.event_id for p in pending] == [e.id for e in sent]
+        assert pending[0].headers["correlation_id"] == sent[0].correlation_id
+        assert pending[0].key == "card-0"
+        await outbox.mark_published(session, [pending[0].seq])
+    async with sessions.begin() as session:
+        assert await outbox.pending_count(session) == 2
+        rest = await outbox.lock_pending(session, limit=10)
+        # Recovery marks only exact (seq, event id) matches: a stale ledger cannot hide a row.
+        await outbox.mark_published_exact(session, [(rest[0].seq, "another-db-event")])
+        await outbox.mark_published_exact(session, [(rest[1].seq, rest[1].event_id)])
+    async with sessions.begin() as session:
+        assert [p.event_id for p in await outbox.lock_pending(session, 10)] == [sent[1].id]
+
+
+async def test_an_event_is_enqueued_once(engine) -> None:  # type: ignore[no-untyped-def]
+    sessions = make_sessions(engine)
+    e = event()
+    async with sessions.begin() as session:
+        await outbox.enqueue(session, "t", e)
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        async with sessions.begin() as session:
+            await outbox.enqueue(session, "t", e)
