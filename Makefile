@@ -30,9 +30,10 @@ venv: $(STAMP)
 kafka-jars:
 	@deploy/kafka/fetch.sh >/dev/null
 
+# uv resolves the lock in a throwaway venv of its own: the project venv holds only the lock.
 lock:
-	$(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile --universal --python-version 3.11 --generate-hashes --extra dev pyproject.toml -o requirements.lock
+	@test -x .cardflow/lock-venv/bin/uv || { $(PYTHON) -m venv .cardflow/lock-venv && .cardflow/lock-venv/bin/pip install --quiet uv; }
+	.cardflow/lock-venv/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --extra dev pyproject.toml -o requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -61,10 +61,14 @@ async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:  # type:
 
 async def test_an_inbox_claim_rolls_back_with_its_transaction(engine) -> None:  # type: ignore[no-untyped-def]
     sessions = make_sessions(engine)
-    with pytest.raises(RuntimeError):
+
+    async def handler_that_fails() -> None:
         async with sessions.begin() as session:
             assert await inbox.claim(session, "epics", "e2") is True
             raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError):
+        await handler_that_fails()
     async with sessions.begin() as session:
         assert not await inbox.was_handled(session, "epics", "e2")
         assert await inbox.claim(session, "epics", "e2") is True
@@ -97,6 +101,6 @@ async def test_an_event_is_enqueued_once(engine) -> None:  # type: ignore[no-unt
     e = event()
     async with sessions.begin() as session:
         await outbox.enqueue(session, "t", e)
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         async with sessions.begin() as session:
             await outbox.enqueue(session, "t", e)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -11,17 +12,18 @@ T = TypeVar("T")
 
 
 async def until(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T] | T],
     *,
     timeout: float,
     what: str,
     interval: float = 0.1,
 ) -> T:
-    """Polls ``probe`` until it returns a truthy value; fails naming ``what`` at the deadline."""
+    """Polls ``probe`` (sync or async) until it gives a truthy value; fails naming ``what``."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while True:
-        last = await probe()
+        result = probe()
+        last = await result if inspect.isawaitable(result) else result
         if last:
             return last
         if time.monotonic() > deadline:

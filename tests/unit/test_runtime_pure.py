@@ -96,8 +96,9 @@ def log_line(logger_name: str, message: str) -> dict[str, object]:
 
 def test_log_lines_carry_the_ids_of_the_envelope_being_handled() -> None:
     sent = envelope()
-    child = sent.caused(type="cardflow.epic.generated", schema_version=1, source="epics",
-                        key="epic-1", data={})
+    child = sent.caused(
+        type="cardflow.epic.generated", schema_version=1, source="epics", key="epic-1", data={}
+    )
     with bind_envelope(child):
         line = log_line("test.ctx", "handled")
     assert line["message"] == "handled"
@@ -108,7 +109,8 @@ def test_log_lines_carry_the_ids_of_the_envelope_being_handled() -> None:
     assert line["causation_id"] == sent.id
     assert line["event_id"] == child.id
     assert line["attempt"] == 2
-    assert "time" in line and line["level"] == "INFO"
+    assert "time" in line
+    assert line["level"] == "INFO"
 
 
 def test_bound_ids_do_not_leak_past_their_block() -> None:
