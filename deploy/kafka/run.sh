@@ -24,6 +24,7 @@ while [[ $# -gt 0 ]]; do
 done
 controller_port="${controller_port:-$((port + 1))}"
 
+"$here/check-java.sh"
 libs="$("$here/fetch.sh")"
 mkdir -p "$data_dir/logs"
 data_dir="$(cd "$data_dir" && pwd)"
@@ -59,7 +60,7 @@ java_cmd=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m} -XX:+UseG1GC -Djava.awt.hea
   "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
 
 if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
-  cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+  cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid | tail -n1)"
   "${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >&2
 fi
 

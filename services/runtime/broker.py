@@ -20,7 +20,7 @@ from services.runtime.settings import Settings
 
 def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
     options: dict[str, Any] = {
-        "client_id": settings.service_name,
+        "client_id": f"{settings.service_name}-{settings.instance_id}",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "enable_idempotence": True,
         "acks": "all",

@@ -23,8 +23,7 @@ class Settings(BaseSettings):
     )
     instance_id: str = Field(
         default_factory=socket.gethostname,
-        description="Stable name of this replica (pod name); part of the outbox relay's "
-        "transactional id, so a restarted replica fences its previous incarnation.",
+        description="Name of this replica (the pod name in Kubernetes): in Kafka client ids.",
     )
     state_dir: Path = Field(
         default=DEFAULT_STATE_DIR, description="Local state: SQLite files, logs, pids."
@@ -45,8 +44,14 @@ class Settings(BaseSettings):
         ge=10_000,
         description="Consumer leaves the group if a handler holds the poll loop longer.",
     )
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
-    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=500)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        description="A consumer silent this long (crashed) loses its partitions to the others.",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3_000, ge=500, description="Consumer heartbeat period; a third of the above."
+    )
     kafka_graceful_timeout_s: float = Field(
         default=30.0, gt=0, description="On shutdown, how long in-flight handlers may finish."
     )
@@ -57,7 +62,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL (sqlite+aiosqlite:///… or postgresql+asyncpg://…). "
         "Unset: a SQLite file per service under state_dir/data.",
     )
-    database_echo: bool = False
+    database_echo: bool = Field(default=False, description="Log every SQL statement.")
 
     # Delivery
     handler_max_attempts: int = Field(
@@ -70,20 +75,25 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = Field(
         default=0.2, gt=0, description="How often the outbox relay looks for new rows."
     )
-    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
+    outbox_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Events per Kafka transaction of the relay."
+    )
 
     # Logging
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="json in production; text is easier to read locally."
     )
 
     # Gateway
-    gateway_host: str = "127.0.0.1"
-    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    gateway_host: str = Field(default="127.0.0.1", description="Where the gateway listens.")
+    gateway_port: int = Field(default=8000, ge=1, le=65535, description="The gateway's port.")
     bootstrap_api_key: SecretStr | None = Field(
         default=None,
-        description="An API key accepted for the local tenant; for local use and first setup.",
+        description="An API key accepted for the local tenant; for local use and first setup. "
+        "`make up` generates one and keeps it in .cardflow/api-key.",
     )
 
     def resolved_database_url(self) -> str:
@@ -91,3 +101,21 @@ class Settings(BaseSettings):
             return self.database_url
         path = (self.state_dir / "data" / f"{self.service_name}.db").resolve()
         return f"sqlite+aiosqlite:///{path}"
+
+
+def markdown_table() -> str:
+    """README's configuration table, generated so it cannot drift from the model."""
+    lines = ["| variable | default | what it does |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "(computed)"
+        elif field.default is None:
+            default = "(unset)"
+        else:
+            default = f"`{field.default}`"
+        lines.append(f"| `CARDFLOW_{name.upper()}` | {default} | {field.description or ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

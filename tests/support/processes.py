@@ -94,5 +94,8 @@ def service_env(
         "CARDFLOW_LOG_FORMAT": "text",
         "CARDFLOW_LOG_LEVEL": "INFO",
         "CARDFLOW_OUTBOX_POLL_INTERVAL_S": "0.05",
+        # The broker notices a SIGKILLed member after this long; its minimum is 6 s.
+        "CARDFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CARDFLOW_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
         **dict(extra),
     }
