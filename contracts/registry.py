@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from contracts import events
 from contracts.envelope import ENVELOPE_SCHEMA_VERSION, Envelope
 
 
@@ -28,5 +29,15 @@ class Versioned:
 
 REGISTRY: tuple[Versioned, ...] = (
     Versioned("envelope", ENVELOPE_SCHEMA_VERSION, Envelope),
-    # Payloads, one line each: Versioned("cardflow.story.generated", 1, StoryGenerated),
+    Versioned(events.CardSubmitted.TYPE, 1, events.CardSubmitted),
+    Versioned(events.CardAnalyzed.TYPE, 1, events.CardAnalyzed),
+    Versioned(events.EpicGenerated.TYPE, 1, events.EpicGenerated),
+    Versioned(events.StoriesGenerated.TYPE, 1, events.StoriesGenerated),
+    Versioned(events.SubtasksGenerated.TYPE, 1, events.SubtasksGenerated),
+    Versioned(events.AnalysisRequested.TYPE, 1, events.AnalysisRequested),
+    Versioned(events.EpicsRequested.TYPE, 1, events.EpicsRequested),
+    Versioned(events.StoriesRequested.TYPE, 1, events.StoriesRequested),
+    Versioned(events.SubtasksRequested.TYPE, 1, events.SubtasksRequested),
+    Versioned(events.RunControl.TYPE, 1, events.RunControl),
+    Versioned(events.RunProgress.TYPE, 1, events.RunProgress),
 )

@@ -69,14 +69,14 @@ EPICS_GENERATED = Topic(
 STORIES_GENERATED = Topic(
     "cardflow.stories.generated.v1",
     TopicKind.DOMAIN,
-    "story id",
-    "A story was generated or updated.",
+    "epic id",
+    "The stories of an epic were generated or regenerated (the set replaces the old one).",
 )
 SUBTASKS_GENERATED = Topic(
     "cardflow.subtasks.generated.v1",
     TopicKind.DOMAIN,
     "story id",
-    "Subtasks of a story were generated or updated.",
+    "The subtasks of a story were generated or regenerated (the set replaces the old one).",
 )
 RUNS_PROGRESS = Topic(
     "cardflow.runs.progress.v1",

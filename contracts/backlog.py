@@ -1,0 +1,121 @@
+"""What is generated (DESIGN.md, "What is generated"): the backlog's item models.
+
+Ids are stable (derived from their parents and inputs), so regenerating updates in place.
+Every generated item carries its provenance.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    # Tolerant reader: additive changes to a published version break no consumer.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Priority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class CardKind(StrEnum):
+    FEATURE = "feature"
+    IMPROVEMENT = "improvement"
+    BUG = "bug"
+    CHORE = "chore"
+    RESEARCH = "research"
+
+
+class SubtaskKind(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    DOCS = "docs"
+    OPS = "ops"
+
+
+class Provenance(_Model):
+    """Who produced an item, at what cost, and how hard it was."""
+
+    provider: str = Field(description="openai, offline, ...")
+    model: str
+    prompt_version: str
+    offline: bool = Field(description="True when drafted by the offline provider, not an LLM.")
+    cached: bool = Field(default=False, description="Served from the result cache: no new call.")
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    attempts: int = Field(default=1, ge=1)
+    repairs: int = Field(default=0, ge=0)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
+class SourceSpan(_Model):
+    """Character offsets [start, end) of the text in the card's body it came from."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Requirement(_Model):
+    id: str = Field(description="Stable: <card id>:R<n>.")
+    text: str
+    source_span: SourceSpan
+
+
+class CardAnalysis(_Model):
+    card_id: str
+    summary: str
+    kind: CardKind
+    personas: list[str]
+    requirements: list[Requirement]
+    priority: Priority
+    open_questions: list[str]
+
+
+class Epic(_Model):
+    epic_id: str
+    project_id: str
+    title: str
+    goal: str
+    priority: Priority
+    order: int = Field(ge=0)
+    requirement_ids: list[str]
+    card_ids: list[str]
+    requirements: list[Requirement] = Field(
+        description="The source requirements it covers, so later stages stay grounded in them."
+    )
+
+
+class AcceptanceCriterion(_Model):
+    given: str
+    when: str
+    then: str
+
+
+class Story(_Model):
+    story_id: str
+    epic_id: str
+    title: str
+    as_a: str
+    i_want: str
+    so_that: str
+    acceptance_criteria: list[AcceptanceCriterion]
+    priority: Priority
+    estimate_points: int = Field(ge=0)
+    requirement_ids: list[str]
+    order: int = Field(ge=0)
+
+
+class Subtask(_Model):
+    subtask_id: str
+    story_id: str
+    title: str
+    description: str
+    kind: SubtaskKind
+    estimate_hours: float = Field(ge=0)
+    order: int = Field(ge=0)
+    depends_on: list[str] = Field(description="Ids of sibling subtasks that must come first.")
