@@ -65,13 +65,15 @@ class CardSubmitted(_Payload):
     body: str
     external_id: str | None = None
     upload_id: str | None = None
-    position: int = Field(default=0, ge=0, description="Order within its upload or request.")
+    position: int = Field(default=0, ge=0, description="The card's order in its project.")
 
 
 class CardAnalyzed(_Payload):
     TYPE: ClassVar[str] = "cardflow.card.analyzed"
     card_id: str
     project_id: str
+    title: str
+    position: int = Field(default=0, ge=0, description="The card's order in its project.")
     analysis: CardAnalysis
     provenance: Provenance
     analysis_version: str = Field(description="Hash of the analysis: epics wait for this one.")
@@ -140,6 +142,10 @@ class StoriesRequested(_Payload):
     project_id: str
     epics: list[Epic]
     pipeline: bool
+    complete: bool = Field(
+        description="True when this command carries the run's whole scope; a pipeline sends "
+        "one command per epic as epics are generated, each with complete=false."
+    )
     options: RunOptions = Field(default_factory=RunOptions)
 
 
@@ -154,6 +160,8 @@ class SubtasksRequested(_Payload):
     run_id: str
     project_id: str
     stories: list[StoryInContext]
+    pipeline: bool
+    complete: bool = Field(description="As in stories.requested.")
     options: RunOptions = Field(default_factory=RunOptions)
 
 

@@ -123,9 +123,13 @@ class Consumers:
         self._settings = settings
         self._broker = broker
         self._sessions = sessions
-        self._on_committed = on_committed or (lambda: None)
+        self._commit_listeners: list[Callable[[], None]] = [on_committed] if on_committed else []
         self._stop = stop or asyncio.Event()
         self.topics: list[str] = []
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Called after a handler's transaction committed (e.g. wake the relay or a runner)."""
+        self._commit_listeners.append(listener)
 
     def register(
         self,
@@ -203,16 +207,14 @@ class Consumers:
                     raise
 
     async def _handle_once(self, consumer: str, handler: Handler, envelope: Envelope) -> None:
-        emitted = False
         async with self._sessions() as session, session.begin():
             if not await inbox.claim(session, consumer, envelope.id):
                 log.info("duplicate delivery ignored")
                 return
             context = HandlerContext(envelope=envelope, session=session, consumer=consumer)
             await handler(context)
-            emitted = bool(context.emitted)
-        if emitted:
-            self._on_committed()
+        for listener in self._commit_listeners:
+            listener()
 
     async def _dead_letter(
         self, record: Any, consumer: str, letter: DeadLetter, attempts: int

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker
@@ -81,7 +81,12 @@ async def prepare(service: Service) -> None:
     await ensure_topics(service.settings, topics)
 
 
-async def run_service(service: Service) -> None:
+Background = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def run_service(service: Service, background: Sequence[Background] = ()) -> None:
+    """Runs until SIGTERM/SIGINT. ``background`` loops (e.g. an item runner) get a stop
+    event of their own and are stopped first, so what they finish is still published."""
     settings = service.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     await prepare(service)
@@ -91,11 +96,15 @@ async def run_service(service: Service) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stop.set)
     await service.broker.start()
+    background_stop = asyncio.Event()
+    tasks = [asyncio.create_task(loop_(background_stop)) for loop_ in background]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
     try:
         await service.stop.wait()
     finally:
         log.info("shutting down: draining in-flight messages")
+        background_stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await service.broker.stop()
         await _drain_outbox(service, deadline_s=5.0)
         relay_stop.set()

@@ -79,12 +79,105 @@ class Settings(BaseSettings):
         default=100, ge=1, le=1000, description="Events per Kafka transaction of the relay."
     )
 
+    # Work queue (stage services)
+    work_concurrency: int = Field(
+        default=3, ge=1, le=64, description="Items one replica works on at once."
+    )
+    work_item_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Hard deadline of one attempt at an item (all its LLM calls included).",
+    )
+    work_lease_s: float = Field(
+        default=30.0,
+        gt=1,
+        description="A claimed item whose replica stops renewing this long is claimed again.",
+    )
+    work_heartbeat_s: float = Field(
+        default=2.0, gt=0, description="Lease renewal and progress heartbeat period."
+    )
+    work_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts at an item before it fails with its error code."
+    )
+    work_retry_base_s: float = Field(
+        default=2.0, gt=0, description="First backoff before an item is retried; doubles."
+    )
+    work_retry_max_s: float = Field(default=60.0, gt=0, description="Item backoff ceiling.")
+    work_poll_interval_s: float = Field(
+        default=0.5, gt=0, description="How often an idle runner looks for ready items."
+    )
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR."
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="json in production; text is easier to read locally."
+    )
+
+    # LLM
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint, ending in /v1 (OpenAI, vLLM, Ollama, llama.cpp "
+        "server, a proxy). Unset: the offline provider drafts from the text itself, no network.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key for llm_base_url; local servers may need none."
+    )
+    llm_model: str = Field(
+        default="gpt-4o-mini",
+        description="Model every stage uses unless llm_stage_models names another.",
+    )
+    llm_stage_models: dict[str, str] = Field(
+        default={},
+        description='Model per stage, JSON: `{"stories": "gpt-4o"}`. Part of the cache key.',
+    )
+    llm_stream: bool = Field(
+        default=True,
+        description="Stream answers (heartbeats carry tokens so far); false for a server "
+        "that cannot stream.",
+    )
+    llm_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Hard deadline of one LLM call, from request to parsed answer, its one "
+        "repair re-ask included; then llm_timeout.",
+    )
+    llm_first_token_timeout_s: float = Field(
+        default=30.0, gt=0, description="No first byte of an answer this long: llm_timeout."
+    )
+    llm_stream_idle_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A streaming answer that goes silent this long midway: llm_timeout.",
+    )
+    llm_temperature: float = Field(
+        default=0.2, ge=0, le=2, description="Sampling temperature of every LLM call."
+    )
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default={
+            "gpt-4o-mini": (0.15, 0.60),
+            "gpt-4o": (2.50, 10.00),
+            "gpt-4.1-nano": (0.10, 0.40),
+            "gpt-4.1-mini": (0.40, 1.60),
+            "gpt-4.1": (2.00, 8.00),
+            "o4-mini": (1.10, 4.40),
+        },
+        description="USD per 1M input and per 1M output tokens by model, JSON: "
+        '`{"my-model": [0.5, 1.5]}` (replaces the defaults). A dated name matches its base '
+        "(gpt-4o-mini-2024-07-18 is gpt-4o-mini); a model not listed is recorded at cost 0.",
+    )
+    llm_offline_latency_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Offline provider: simulated wait before each draft starts to stream, so "
+        "progress can be watched; 0 turns the simulation off (drafts return at once).",
+    )
+    llm_offline_tokens_per_s: float = Field(
+        default=200.0,
+        gt=0,
+        description="Offline provider, when simulating: the draft then streams at this many "
+        "tokens per second (its size estimated as characters / 4).",
     )
 
     # Gateway

@@ -51,3 +51,14 @@ outbox = Table(
         postgresql_where=Column("published_at").is_(None),
     ),
 )
+
+# LLM results by (stage, prompt version, model, input hash): a retried or repeated item does
+# not pay twice. Written in its own short transaction right after the call (llm/cache.py).
+llm_cache = Table(
+    "cardflow_llm_cache",
+    runtime_metadata,
+    Column("key", String(64), primary_key=True),
+    Column("output", Text, nullable=False),
+    Column("provenance", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The analysis stage: card → analysis (summary, kind, personas, requirements, priority)."""

@@ -1,0 +1,1 @@
+"""The epics stage: analysed cards → epics (grouped, then written up one epic per item)."""

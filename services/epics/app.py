@@ -1,0 +1,142 @@
+"""Wiring of the epics stage: thin handlers that translate messages into calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.backlog import Provenance
+from contracts.events import (
+    CardAnalyzed,
+    EpicGenerated,
+    EpicsRequested,
+    ErrorCode,
+    RunOptions,
+    Stage,
+    StoriesRequested,
+)
+from contracts.topics import CARDS_ANALYZED, EPICS_GENERATED, EPICS_REQUESTED, STORIES_REQUESTED
+from services.epics import logic, store
+from services.runtime.delivery import HandlerContext
+from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.migrate import MigrationHistory
+from services.runtime.outbox import enqueue
+from services.runtime.stage import StageApp
+from services.runtime.work import ItemFailure, NewItem, WorkItem, WorkRun
+
+MIGRATIONS = MigrationHistory("epics", Path(__file__).parent / "migrations")
+
+Outcome = tuple[logic.Group, list[logic.AnalysedCard], LLMResult[Any]]
+
+
+@dataclass
+class EpicsWorker:
+    llm: LLMClient
+    stage: StageApp
+
+    async def process(self, item: WorkItem, on_tokens: Any) -> Outcome:
+        card_ids = list(item.payload["card_ids"])
+        async with self.stage.sessions() as session:
+            found = await store.analysed(session, card_ids)
+        if len(found) != len(card_ids):
+            raise ItemFailure(ErrorCode.INTERNAL, "an analysed card of this epic is missing")
+        cards = [found[c][0] for c in card_ids]
+        group = logic.Group(item.item_id, tuple(card_ids), item.title)
+        request = LLMRequest(
+            stage=Stage.EPICS.value,
+            prompt_version=logic.PROMPT.version,
+            messages=logic.messages(cards),
+            output_model=logic.EpicDraft,
+            offline=lambda: logic.offline_draft(group, cards),
+            cache_input=logic.cache_input(cards),
+        )
+        return group, cards, await self.llm.generate(request, on_tokens=on_tokens)
+
+    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Provenance:
+        group, cards, result = outcome
+        run = item.run
+        epic = logic.to_epic(
+            run.project_id, group, int(item.payload["order"]), cards, result.output
+        )
+        await store.save_epic(session, epic, result.provenance, run.run_id)
+        generated = EpicGenerated(epic=epic, provenance=result.provenance)
+        await enqueue(
+            session, EPICS_GENERATED.name, self.stage.event(run, generated, key=epic.epic_id)
+        )
+        if run.pipeline:
+            # Streaming: this epic's stories start now, without waiting for its siblings.
+            command = StoriesRequested(
+                run_id=run.run_id,
+                project_id=run.project_id,
+                epics=[epic],
+                pipeline=True,
+                complete=False,
+                options=RunOptions.model_validate(run.options),
+            )
+            await enqueue(
+                session, STORIES_REQUESTED.name, self.stage.event(run, command, key=epic.epic_id)
+            )
+        return result.provenance
+
+    async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
+        """Nothing to hand on: each epic started its stories when it was generated."""
+
+
+async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:
+    """Groups the run's analysed cards into epics: one item per epic."""
+    found = await store.analysed(session, run.scope)
+    groups = logic.group_cards(run.project_id, [card for card, _ in found.values()])
+    items = [
+        NewItem(
+            item_id=g.epic_id,
+            title=g.provisional_title,
+            payload={"card_ids": list(g.card_ids), "order": order},
+        )
+        for order, g in enumerate(groups)
+    ]
+    await stage.queue.add_items(session, run, items)
+    await stage.close_run(session, run)
+
+
+def build(stage: StageApp) -> None:
+    stage.set_worker(EpicsWorker(stage.llm, stage))
+
+    async def on_card_analyzed(ctx: HandlerContext) -> None:
+        event = CardAnalyzed.model_validate(ctx.envelope.data)
+        card = logic.AnalysedCard(event.card_id, event.title, event.analysis, event.position)
+        await store.save_analysed_card(ctx.session, event.project_id, card, event.analysis_version)
+        for run_id in await store.analysis_arrived(ctx.session, event.card_id):
+            if await store.still_awaited(ctx.session, run_id) == 0:
+                run = await stage.queue.get_run(ctx.session, run_id)
+                if run is not None:
+                    await expand(stage, ctx.session, run)
+
+    async def on_epics_requested(ctx: HandlerContext) -> None:
+        command = EpicsRequested.model_validate(ctx.envelope.data)
+        wanted = [c.card_id for c in command.cards]
+        run = await stage.open_run(
+            ctx,
+            command.run_id,
+            command.project_id,
+            command.pipeline,
+            command.options.model_dump(mode="json"),
+            scope=wanted,
+        )
+        known = await store.analysed(ctx.session, wanted)
+        # Epics need every analysis of the scope: wait for those not seen yet (cards.analyzed
+        # and this command travel on different topics, so either may come first).
+        missing = [
+            c.card_id
+            for c in command.cards
+            if c.card_id not in known or known[c.card_id][1] != c.analysis_version
+        ]
+        if missing:
+            await store.await_analyses(ctx.session, run.run_id, missing)
+        else:
+            await expand(stage, ctx.session, run)
+
+    stage.consume(CARDS_ANALYZED.name, on_card_analyzed, {CardAnalyzed.TYPE: {1}})
+    stage.consume(EPICS_REQUESTED.name, on_epics_requested, {EpicsRequested.TYPE: {1}})

@@ -1,0 +1,46 @@
+"""analysed cards, awaited analyses, epics
+
+Revision ID: epics_0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "epics_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "epics_analysed_cards",
+        sa.Column("card_id", sa.String(64), primary_key=True),
+        sa.Column("project_id", sa.String(64), nullable=False),
+        sa.Column("title", sa.Text, nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("analysis", sa.Text, nullable=False),
+        sa.Column("analysis_version", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "epics_awaited_analyses",
+        sa.Column("run_id", sa.String(64), primary_key=True),
+        sa.Column("card_id", sa.String(64), primary_key=True),
+    )
+    op.create_table(
+        "epics",
+        sa.Column("epic_id", sa.String(64), primary_key=True),
+        sa.Column("project_id", sa.String(64), nullable=False),
+        sa.Column("epic", sa.Text, nullable=False),
+        sa.Column("provenance", sa.Text, nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("epics")
+    op.drop_table("epics_awaited_analyses")
+    op.drop_table("epics_analysed_cards")

@@ -1,0 +1,129 @@
+"""The epics service's tables: its copy of the analysed cards, runs waiting for analyses,
+and the epics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.backlog import CardAnalysis, Epic, Provenance
+from services.epics.logic import AnalysedCard
+
+metadata = MetaData()
+
+analysed_cards = Table(
+    "epics_analysed_cards",
+    metadata,
+    Column("card_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("analysis", Text, nullable=False),
+    Column("analysis_version", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per (run, card) whose analysis the run still waits for.
+awaited = Table(
+    "epics_awaited_analyses",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("card_id", String(64), primary_key=True),
+)
+
+epics = Table(
+    "epics",
+    metadata,
+    Column("epic_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("epic", Text, nullable=False),
+    Column("provenance", Text, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def save_analysed_card(
+    session: AsyncSession, project_id: str, card: AnalysedCard, version: str
+) -> None:
+    values = {
+        "card_id": card.card_id,
+        "project_id": project_id,
+        "title": card.title,
+        "position": card.position,
+        "analysis": card.analysis.model_dump_json(),
+        "analysis_version": version,
+        "updated_at": datetime.now(UTC),
+    }
+    statement = _insert(session)(analysed_cards).values(**values)
+    update = {k: v for k, v in values.items() if k != "card_id"}
+    await session.execute(statement.on_conflict_do_update(index_elements=["card_id"], set_=update))
+
+
+async def analysed(
+    session: AsyncSession, card_ids: list[str]
+) -> dict[str, tuple[AnalysedCard, str]]:
+    rows = await session.execute(
+        select(analysed_cards).where(analysed_cards.c.card_id.in_(card_ids))
+    )
+    return {
+        r.card_id: (
+            AnalysedCard(
+                r.card_id,
+                r.title,
+                CardAnalysis.model_validate(json.loads(r.analysis)),
+                r.position,
+            ),
+            r.analysis_version,
+        )
+        for r in rows
+    }
+
+
+async def await_analyses(session: AsyncSession, run_id: str, card_ids: list[str]) -> None:
+    for card_id in card_ids:
+        await session.execute(
+            _insert(session)(awaited)
+            .values(run_id=run_id, card_id=card_id)
+            .on_conflict_do_nothing()
+        )
+
+
+async def analysis_arrived(session: AsyncSession, card_id: str) -> list[str]:
+    """Removes the card from every run's wait list; returns the runs that waited for it."""
+    runs = list(
+        (
+            await session.execute(select(awaited.c.run_id).where(awaited.c.card_id == card_id))
+        ).scalars()
+    )
+    await session.execute(delete(awaited).where(awaited.c.card_id == card_id))
+    return runs
+
+
+async def still_awaited(session: AsyncSession, run_id: str) -> int:
+    rows = await session.execute(select(awaited.c.card_id).where(awaited.c.run_id == run_id))
+    return len(rows.all())
+
+
+async def save_epic(session: AsyncSession, epic: Epic, provenance: Provenance, run_id: str) -> None:
+    values = {
+        "epic_id": epic.epic_id,
+        "project_id": epic.project_id,
+        "epic": epic.model_dump_json(),
+        "provenance": provenance.model_dump_json(),
+        "run_id": run_id,
+        "updated_at": datetime.now(UTC),
+    }
+    statement = _insert(session)(epics).values(**values)
+    update = {k: v for k, v in values.items() if k != "epic_id"}
+    await session.execute(statement.on_conflict_do_update(index_elements=["epic_id"], set_=update))

@@ -1,0 +1,119 @@
+"""What every stage service is built from: a service, its work queue, an item runner and
+the LLM client, with helpers for the things each stage does the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts import Envelope
+from contracts.events import Stage
+from services.runtime.delivery import Handler, HandlerContext
+from services.runtime.llm import LLMClient, SqlResultCache, build_llm_client
+from services.runtime.migrate import MigrationHistory
+from services.runtime.service import build_service, run_service
+from services.runtime.settings import Settings
+from services.runtime.work import ItemRunner, StageWorker, WorkQueue, WorkRun
+
+
+class StageApp:
+    def __init__(
+        self, settings: Settings, stage: Stage, migrations: Collection[MigrationHistory]
+    ) -> None:
+        self.settings = settings
+        self.stage = stage
+        self.service = build_service(settings, migrations)
+        self.sessions = self.service.sessions
+        self.queue = WorkQueue(stage, settings.service_name)
+        self.llm: LLMClient = build_llm_client(settings, SqlResultCache(self.sessions))
+        self._worker: StageWorker | None = None
+        self.runner: ItemRunner | None = None
+
+    def set_worker(self, worker: StageWorker) -> None:
+        self._worker = worker
+        self.runner = ItemRunner(
+            self.settings,
+            self.sessions,
+            self.queue,
+            worker,
+            on_committed=self.service.relay.notify,
+        )
+        self.service.consumers.add_commit_listener(self.runner.notify)
+
+    def consume(
+        self, topic: str, handler: Handler, versions: Mapping[str, Collection[int]]
+    ) -> None:
+        self.service.consumers.register(topic, handler, accepted_versions=versions)
+
+    async def open_run(
+        self,
+        ctx: HandlerContext,
+        run_id: str,
+        project_id: str,
+        pipeline: bool,
+        options: dict[str, Any],
+        scope: list[str] | None = None,
+    ) -> WorkRun:
+        return await self.queue.open_run(
+            ctx.session,
+            ctx.envelope,
+            run_id=run_id,
+            project_id=project_id,
+            pipeline=pipeline,
+            options=options,
+            scope=scope,
+        )
+
+    async def close_run(self, session: AsyncSession, run: WorkRun) -> None:
+        """No more items will come; a run with nothing left to do finishes here."""
+        if await self.queue.close_run(session, run) and self._worker is not None:
+            finished = await self.queue.get_run(session, run.run_id)
+            assert finished is not None
+            await self._worker.run_finished(session, finished)
+
+    def event(self, run: WorkRun, payload: BaseModel, *, key: str) -> Envelope:
+        """A domain event or command caused by the command that opened ``run``."""
+        return Envelope(
+            type=payload.TYPE,  # type: ignore[attr-defined]
+            schema_version=1,
+            source=self.settings.service_name,
+            tenant_id=run.tenant_id,
+            project_id=run.project_id,
+            run_id=run.run_id,
+            correlation_id=run.correlation_id,
+            causation_id=run.causation_id,
+            key=key,
+            data=payload.model_dump(mode="json"),
+        )
+
+    async def run(self) -> None:
+        assert self.runner is not None, "set_worker() before run()"
+        await run_service(self.service, background=[self.runner.run])
+
+
+def stage_settings(stage: Stage) -> Settings:
+    """Settings from the environment; the service is named after its stage unless set."""
+    settings = Settings()
+    if not os.environ.get("CARDFLOW_SERVICE_NAME"):
+        settings = settings.model_copy(update={"service_name": stage.value})
+    return settings
+
+
+def stage_main(
+    stage: Stage,
+    migrations: Collection[MigrationHistory],
+    build: Callable[[StageApp], None],
+) -> None:
+    """The body of every stage's ``__main__``."""
+
+    async def main() -> None:
+        app = StageApp(stage_settings(stage), stage, migrations)
+        build(app)
+        await app.run()
+
+    asyncio.run(main())

@@ -1,0 +1,284 @@
+"""The item runner: works a stage's ready items concurrently, outside any Kafka handler.
+
+Per item: claim (lease), then the stage's slow ``process`` under a hard deadline with a
+heartbeat that renews the lease and reports tokens so far, then one transaction that stores
+the result, marks the item and emits its events. The runner is the one owner of retries for
+items: a retryable failure goes back to the queue with backoff (or the provider's
+Retry-After) without holding a slot, up to ``work_max_attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.backlog import Provenance
+from contracts.events import ErrorCode
+from services.runtime.backoff import full_jitter, sleep_or_stop
+from services.runtime.logging import bind
+from services.runtime.settings import Settings
+from services.runtime.work.queue import WorkItem, WorkQueue, WorkRun
+
+log = logging.getLogger(__name__)
+
+OnTokens = Callable[[int], Awaitable[None]]
+
+
+class ItemFailure(Exception):
+    """A stage's way to fail an item with one of DESIGN.md's error codes."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class StageWorker(Protocol):
+    """What a stage supplies: the slow part, and the commit of its result."""
+
+    async def process(self, item: WorkItem, on_tokens: OnTokens) -> Any:
+        """The LLM work; no database transaction may be held while it runs."""
+
+    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Any) -> Provenance:
+        """Stores the outcome and emits its domain events, in the given transaction."""
+
+    async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
+        """Called once, in the transaction that finished the run (e.g. start the next stage)."""
+
+
+def as_failure(error: BaseException) -> ItemFailure:
+    """Any error as an ItemFailure: LLM errors keep their code and retry advice."""
+    if isinstance(error, ItemFailure):
+        return error
+    code = getattr(error, "code", None)
+    if isinstance(code, ErrorCode) or code in {c.value for c in ErrorCode}:
+        return ItemFailure(
+            ErrorCode(code),
+            str(getattr(error, "message", error)),
+            retryable=bool(getattr(error, "retryable", False)),
+            retry_after_s=getattr(error, "retry_after_s", None),
+        )
+    if isinstance(error, TimeoutError):
+        return ItemFailure(ErrorCode.LLM_TIMEOUT, "the item's deadline passed", retryable=True)
+    return ItemFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}", retryable=True)
+
+
+class ItemRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        queue: WorkQueue,
+        worker: StageWorker,
+        *,
+        on_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._queue = queue
+        self._worker = worker
+        self._on_committed = on_committed
+        self._owner = f"{settings.service_name}:{settings.instance_id}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._claimed: dict[tuple[str, str], WorkItem] = {}
+
+    def notify(self) -> None:
+        """New items may be ready: look now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                await self._claim_and_start()
+                attempt = 0
+            except Exception:
+                attempt += 1
+                log.warning("claiming items failed; retrying", exc_info=True)
+                await sleep_or_stop(stop, full_jitter(attempt, 0.5, 10.0))
+                continue
+            self._wake.clear()
+            await self._wait(stop)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Shutdown: let in-flight items finish within the graceful timeout; hand the rest
+        back to the queue at once (not failed, and not left to a lease that must run out)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self._settings.kafka_graceful_timeout_s)
+        abandoned = dict(self._claimed)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if abandoned:
+            async with self._sessions.begin() as session:
+                for item in abandoned.values():
+                    await self._queue.postpone(session, item, self._owner, 0, "service stopping")
+            self._on_committed()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait(
+                waiters,
+                timeout=self._settings.work_poll_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _claim_and_start(self) -> None:
+        free = self._settings.work_concurrency - len(self._tasks)
+        if free <= 0:
+            return
+        async with self._sessions.begin() as session:
+            items = await self._queue.claim(session, self._owner, free, self._settings.work_lease_s)
+        if not items:
+            return
+        self._on_committed()
+        for item in items:
+            self._claimed[(item.run.run_id, item.item_id)] = item
+            task = asyncio.create_task(self._work(item), name=f"item-{item.item_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    async def _work(self, item: WorkItem) -> None:
+        try:
+            await self._work_item(item)
+        finally:
+            self._claimed.pop((item.run.run_id, item.item_id), None)
+
+    async def _work_item(self, item: WorkItem) -> None:
+        with bind(
+            run_id=item.run.run_id,
+            project_id=item.run.project_id,
+            tenant_id=item.run.tenant_id,
+            correlation_id=item.run.correlation_id,
+            item_id=item.item_id,
+        ):
+            started = time.monotonic()
+            tokens = 0
+            lost = asyncio.Event()
+
+            async def on_tokens(count: int) -> None:
+                nonlocal tokens
+                tokens = max(tokens, count)
+
+            work = asyncio.create_task(self._process(item, on_tokens))
+            beat = asyncio.create_task(self._heartbeats(item, lambda: tokens, lost, work))
+            try:
+                outcome: Any = await work
+            except asyncio.CancelledError:
+                if lost.is_set():
+                    log.warning("lease lost; another replica owns the item now")
+                    return
+                raise
+            except BaseException as error:
+                await self._failed(item, as_failure(error))
+                return
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+            await self._succeeded(item, outcome)
+            log.info(
+                "item done", extra={"fields": {"duration_s": round(time.monotonic() - started, 3)}}
+            )
+
+    async def _process(self, item: WorkItem, on_tokens: OnTokens) -> Any:
+        async with asyncio.timeout(self._settings.work_item_deadline_s):
+            return await self._worker.process(item, on_tokens)
+
+    async def _heartbeats(
+        self,
+        item: WorkItem,
+        tokens: Callable[[], int],
+        lost: asyncio.Event,
+        work: asyncio.Task[Any],
+    ) -> None:
+        while True:
+            await asyncio.sleep(self._settings.work_heartbeat_s)
+            try:
+                async with self._sessions.begin() as session:
+                    held = await self._queue.heartbeat(
+                        session, item, self._owner, self._settings.work_lease_s, tokens()
+                    )
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+                continue
+            self._on_committed()
+            if not held:
+                lost.set()
+                work.cancel()
+                return
+
+    async def _succeeded(self, item: WorkItem, outcome: Any) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                provenance = await self._worker.commit(session, item, outcome)
+                if not await self._queue.succeed(session, item, self._owner, provenance):
+                    # Lost the lease meanwhile: roll back, the new owner's result counts.
+                    await session.rollback()
+                    return
+                await self._finish_run_if_done(session, item)
+        except Exception as error:
+            log.exception("storing the item's result failed")
+            await self._failed(item, as_failure(error))
+            return
+        self._on_committed()
+
+    async def _failed(self, item: WorkItem, failure: ItemFailure) -> None:
+        settings = self._settings
+        async with self._sessions.begin() as session:
+            if failure.retryable and item.attempts < settings.work_max_attempts:
+                delay = failure.retry_after_s
+                if delay is None:
+                    delay = full_jitter(
+                        item.attempts, settings.work_retry_base_s, settings.work_retry_max_s
+                    )
+                await self._queue.postpone(
+                    session, item, self._owner, delay, f"{failure.code.value}: {failure.message}"
+                )
+            elif await self._queue.fail(session, item, self._owner, failure.code, failure.message):
+                await self._finish_run_if_done(session, item)
+        log.warning(
+            "item attempt failed",
+            extra={
+                "fields": {
+                    "error_code": failure.code.value,
+                    "attempt": item.attempts,
+                    "retryable": failure.retryable,
+                }
+            },
+        )
+        self._on_committed()
+
+    async def _finish_run_if_done(self, session: AsyncSession, item: WorkItem) -> None:
+        if await self._queue.finish_if_done(session, item.run.run_id):
+            run = await self._queue.get_run(session, item.run.run_id)
+            assert run is not None
+            await self._worker.run_finished(session, run)
