@@ -213,6 +213,11 @@ class RunProgress(_Payload):
     attempt: int | None = Field(default=None, ge=1)
     tokens_so_far: int | None = Field(default=None, ge=0, description="item_heartbeat")
     provenance: Provenance | None = Field(default=None, description="item_succeeded")
+    produced: list[PlannedItem] = Field(
+        default_factory=list,
+        description="item_succeeded: what the item made that the next stage of a pipeline "
+        "works on (an epic, the stories of an epic), so readers can count it at once.",
+    )
     error: ItemError | None = Field(default=None, description="item_failed")
     level: str | None = Field(default=None, description="log: info, warning, error")
     message: str | None = None

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.backlog import Provenance
 from contracts.events import (
     CardAnalyzed,
     EpicGenerated,
     EpicsRequested,
     ErrorCode,
+    PlannedItem,
     RunOptions,
     Stage,
     StoriesRequested,
@@ -25,7 +25,7 @@ from services.runtime.llm import LLMClient, LLMRequest, LLMResult
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
-from services.runtime.work import ItemFailure, NewItem, WorkItem, WorkRun
+from services.runtime.work import Committed, ItemFailure, NewItem, WorkItem, WorkRun
 
 MIGRATIONS = MigrationHistory("epics", Path(__file__).parent / "migrations")
 
@@ -55,7 +55,7 @@ class EpicsWorker:
         )
         return group, cards, await self.llm.generate(request, on_tokens=on_tokens)
 
-    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Provenance:
+    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:
         group, cards, result = outcome
         run = item.run
         epic = logic.to_epic(
@@ -79,7 +79,7 @@ class EpicsWorker:
             await enqueue(
                 session, STORIES_REQUESTED.name, self.stage.event(run, command, key=epic.epic_id)
             )
-        return result.provenance
+        return Committed(result.provenance, [PlannedItem(item_id=epic.epic_id, title=epic.title)])
 
     async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
         """Nothing to hand on: each epic started its stories when it was generated."""

@@ -92,9 +92,7 @@ def parse_key(header_value: str | None) -> ParsedKey:
     whether a key exists.
     """
     if header_value is None or not header_value.strip():
-        raise unauthorized(
-            "Send an API key as 'Authorization: Bearer <key>'.", invalid_token=False
-        )
+        raise unauthorized("Send an API key as 'Authorization: Bearer <key>'.", invalid_token=False)
     scheme, _, token = header_value.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise unauthorized("The Authorization header must use the Bearer scheme.")

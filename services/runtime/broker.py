@@ -25,8 +25,9 @@ def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         "enable_idempotence": True,
         "acks": "all",
         "graceful_timeout": settings.kafka_graceful_timeout_s,
-        # FastStream's own logger adds a coloured handler; ours routes through the root's.
-        "logger": logging.getLogger("faststream"),
+        # FastStream's default logger has a coloured handler of its own; this one has none and
+        # propagates to the root's (JSON) handler.
+        "logger": logging.getLogger("cardflow.broker"),
     }
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)

@@ -139,7 +139,9 @@ class Consumers:
         group_id: str | None = None,
         accepted_versions: Mapping[str, Collection[int]] | None = None,
     ) -> None:
-        consumer = group_id or self._settings.service_name
+        # A group per (service, topic): subscribers of one service joining one group would
+        # rebalance each other on every start, and a slow topic would stall the others.
+        consumer = group_id or f"{self._settings.service_name}.{topic}"
 
         async def on_message(message: KafkaMessage) -> None:
             await self.deliver(message.raw_message, consumer, handler, accepted_versions)

@@ -188,6 +188,24 @@ class Settings(BaseSettings):
         description="An API key accepted for the local tenant; for local use and first setup. "
         "`make up` generates one and keeps it in .cardflow/api-key.",
     )
+    upload_max_file_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1,
+        description="Largest uploaded file, in bytes (5 MB); larger answers 413 upload_too_large.",
+    )
+    upload_max_cards: int = Field(
+        default=2000,
+        ge=1,
+        description="Most cards one upload may split into; more answers 413 too_many_cards.",
+    )
+    upload_max_card_chars: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most characters in one card (title + body); more answers 422 card_too_long.",
+    )
+    upload_max_concurrent: int = Field(
+        default=3, ge=1, description="Uploads one gateway replica splits and stores at once."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

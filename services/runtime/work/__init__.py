@@ -14,9 +14,10 @@ from services.runtime.work.queue import (
     WorkQueue,
     WorkRun,
 )
-from services.runtime.work.runner import ItemFailure, ItemRunner, StageWorker
+from services.runtime.work.runner import Committed, ItemFailure, ItemRunner, StageWorker
 
 __all__ = [
+    "Committed",
     "ItemFailure",
     "ItemRunner",
     "ItemState",

@@ -332,7 +332,12 @@ class WorkQueue:
         return held
 
     async def succeed(
-        self, session: AsyncSession, item: WorkItem, owner: str, provenance: Provenance
+        self,
+        session: AsyncSession,
+        item: WorkItem,
+        owner: str,
+        provenance: Provenance,
+        produced: Sequence[PlannedItem] = (),
     ) -> bool:
         done = await self._guarded(
             session,
@@ -351,6 +356,7 @@ class WorkQueue:
                 ProgressKind.ITEM_SUCCEEDED,
                 item_id=item.item_id,
                 provenance=provenance,
+                produced=list(produced),
                 attempt=item.attempts,
             )
         return done

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.backlog import Provenance
-from contracts.events import ErrorCode
+from contracts.events import ErrorCode, PlannedItem
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.logging import bind
 from services.runtime.settings import Settings
@@ -48,13 +49,24 @@ class ItemFailure(Exception):
         self.retry_after_s = retry_after_s
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What ``commit`` reports: the provenance, and the items it produced for the next stage
+    of a pipeline (reported on the ordered progress topic with the item's success)."""
+
+    provenance: Provenance
+    produced: list[PlannedItem] = field(default_factory=list)
+
+
 class StageWorker(Protocol):
     """What a stage supplies: the slow part, and the commit of its result."""
 
     async def process(self, item: WorkItem, on_tokens: OnTokens) -> Any:
         """The LLM work; no database transaction may be held while it runs."""
 
-    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Any) -> Provenance:
+    async def commit(
+        self, session: AsyncSession, item: WorkItem, outcome: Any
+    ) -> Committed | Provenance:
         """Stores the outcome and emits its domain events, in the given transaction."""
 
     async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
@@ -239,8 +251,12 @@ class ItemRunner:
     async def _succeeded(self, item: WorkItem, outcome: Any) -> None:
         try:
             async with self._sessions.begin() as session:
-                provenance = await self._worker.commit(session, item, outcome)
-                if not await self._queue.succeed(session, item, self._owner, provenance):
+                committed = await self._worker.commit(session, item, outcome)
+                if isinstance(committed, Provenance):
+                    committed = Committed(committed)
+                if not await self._queue.succeed(
+                    session, item, self._owner, committed.provenance, committed.produced
+                ):
                     # Lost the lease meanwhile: roll back, the new owner's result counts.
                     await session.rollback()
                     return

@@ -1,0 +1,301 @@
+"""The HTTP API of DESIGN.md (v1): thin routes over queries and commands."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import new_event_id
+from services.gateway import commands, export, queries, uploads
+from services.gateway.auth import tenant_of
+from services.gateway.problems import Problem
+from services.gateway.tables import uploads as uploads_table
+
+router = APIRouter(prefix="/v1")
+Tenant = Annotated[str, Depends(tenant_of)]
+MAX_WAIT_S = 30.0
+
+
+class ProjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+
+
+class CardsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cards: list[commands.CardIn] = Field(min_length=1)
+
+
+def _sessions(request: Request) -> Any:
+    return request.app.state.service.sessions
+
+
+def _committed(request: Request) -> None:
+    request.app.state.service.relay.notify()
+
+
+@router.post("/projects", status_code=201)
+async def create_project(
+    body: ProjectIn, request: Request, response: Response, tenant: Tenant
+) -> Any:
+    async with _sessions(request).begin() as session:
+        project_id = await commands.create_project(session, tenant, body.name, body.description)
+        project = await queries.project_object(
+            session, await queries.project_row(session, tenant, project_id)
+        )
+    response.headers["Location"] = f"/v1/projects/{project_id}"
+    return project
+
+
+@router.get("/projects")
+async def list_projects(request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        return {"projects": await queries.list_projects(session, tenant)}
+
+
+@router.get("/projects/{project_id}")
+async def get_project(project_id: str, request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        return await queries.project_object(
+            session, await queries.project_row(session, tenant, project_id)
+        )
+
+
+def _check_card_limits(request: Request, cards: list[commands.CardIn]) -> None:
+    settings = request.app.state.settings
+    if len(cards) > settings.upload_max_cards:
+        raise Problem(
+            "too_many_cards",
+            f"At most {settings.upload_max_cards} cards per request.",
+            limit=settings.upload_max_cards,
+        )
+    for position, card in enumerate(cards):
+        if len(card.body) > settings.upload_max_card_chars:
+            raise Problem(
+                "card_too_long",
+                f"Card {position} ({card.title[:60]!r}) has {len(card.body)} characters; "
+                f"the limit is {settings.upload_max_card_chars}.",
+                limit=settings.upload_max_card_chars,
+                position=position,
+            )
+
+
+@router.post("/projects/{project_id}/cards", status_code=202)
+async def add_cards(project_id: str, body: CardsIn, request: Request, tenant: Tenant) -> Any:
+    _check_card_limits(request, body.cards)
+    async with _sessions(request).begin() as session:
+        await queries.project_row(session, tenant, project_id)
+        ids = await commands.add_cards(session, tenant, project_id, body.cards)
+    _committed(request)
+    return {"card_ids": ids}
+
+
+@router.post("/projects/{project_id}/uploads", status_code=202)
+async def upload(project_id: str, file: UploadFile, request: Request, tenant: Tenant) -> Any:
+    settings = request.app.state.settings
+    limits = uploads.UploadLimits.from_settings(settings)
+    async with _sessions(request)() as session:
+        await queries.project_row(session, tenant, project_id)
+    async with request.app.state.upload_slots:
+        data = await _read_limited(file, limits)
+        # Splitting is CPU work on up to 5 MB: off the event loop, so polls stay answered.
+        drafts = await asyncio.to_thread(
+            uploads.split_upload, file.filename, file.content_type, data, limits
+        )
+    upload_id = new_event_id()
+    new_cards = [
+        commands.CardIn(title=d.title[:500], body=d.body, external_id=d.external_id) for d in drafts
+    ]
+    async with _sessions(request).begin() as session:
+        await session.execute(
+            uploads_table.insert().values(
+                upload_id=upload_id,
+                tenant_id=tenant,
+                project_id=project_id,
+                file_name=(file.filename or "")[:300],
+                size_bytes=len(data),
+                card_count=len(new_cards),
+                created_at=datetime.now(UTC),
+            )
+        )
+        ids = await commands.add_cards(session, tenant, project_id, new_cards, upload_id=upload_id)
+    _committed(request)
+    return {"upload_id": upload_id, "cards": ids}
+
+
+async def _read_limited(file: UploadFile, limits: uploads.UploadLimits) -> bytes:
+    chunks, size = [], 0
+    while chunk := await file.read(64 * 1024):
+        size += len(chunk)
+        uploads.check_file_size(size, limits)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/projects/{project_id}/cards")
+async def list_cards(project_id: str, request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        await queries.project_row(session, tenant, project_id)
+        return {"cards": await queries.list_cards(session, project_id)}
+
+
+@router.post("/projects/{project_id}/runs", status_code=202)
+async def create_run(
+    project_id: str,
+    body: commands.RunCreate,
+    request: Request,
+    response: Response,
+    tenant: Tenant,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    async with _sessions(request).begin() as session:
+        await queries.project_row(session, tenant, project_id)
+        run_id = None
+        if idempotency_key:
+            digest = commands.request_hash(body, project_id)
+            run_id = await commands.existing_idempotent_run(
+                session, tenant, idempotency_key, digest
+            )
+        if run_id is None:
+            run_id = await commands.create_run(session, tenant, project_id, body, idempotency_key)
+        run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
+    _committed(request)
+    response.headers["Location"] = f"/v1/runs/{run_id}"
+    response.headers["ETag"] = _etag(run["version"])
+    return run
+
+
+@router.get("/projects/{project_id}/runs")
+async def list_runs(project_id: str, request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        await queries.project_row(session, tenant, project_id)
+        return {"runs": await queries.list_runs(session, project_id)}
+
+
+def _etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def _matches(if_none_match: str | None, version: int) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or _etag(version) in tags
+
+
+@router.get("/runs/{run_id}")
+async def get_run(
+    run_id: str,
+    request: Request,
+    tenant: Tenant,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The run; with ``wait`` it answers when the run changes (or after ``wait`` seconds)."""
+    sessions = _sessions(request)
+    async with sessions() as session:
+        row = await queries.run_row(session, tenant, run_id)
+    baseline = row.version
+    deadline = time.monotonic() + wait
+    while (
+        wait
+        and row.version == baseline
+        and (not if_none_match or _matches(if_none_match, row.version))
+    ):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await request.app.state.watch.wait(run_id, min(remaining, 1.0))
+        async with sessions() as session:
+            row = await queries.run_row(session, tenant, run_id)
+        if await request.is_disconnected():
+            break
+    headers = {"ETag": _etag(row.version), "Cache-Control": "no-store"}
+    if _matches(if_none_match, row.version):
+        return Response(status_code=304, headers=headers)
+    async with sessions() as session:
+        body = await queries.run_object(session, row)
+    return JSONResponse(body, headers=headers)
+
+
+@router.get("/runs/{run_id}/items")
+async def run_items(run_id: str, request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        await queries.run_row(session, tenant, run_id)
+        return {"items": await queries.run_items_of(session, run_id)}
+
+
+@router.get("/runs/{run_id}/log")
+async def run_log(run_id: str, request: Request, tenant: Tenant) -> Any:
+    async with _sessions(request)() as session:
+        await queries.run_row(session, tenant, run_id)
+        return {"log": await queries.run_log_of(session, run_id)}
+
+
+async def _backlog(request: Request, tenant: str, project_id: str) -> export.Backlog:
+    async with _sessions(request)() as session:
+        row = await queries.project_row(session, tenant, project_id)
+        epics, stories, subtasks = await queries.backlog_rows(session, project_id)
+    return export.build_backlog(
+        export.ProjectRef(row.project_id, row.name), epics, stories, subtasks
+    )
+
+
+@router.get("/projects/{project_id}/epics")
+async def list_epics(project_id: str, request: Request, tenant: Tenant) -> Any:
+    backlog = await _backlog(request, tenant, project_id)
+    return {
+        "epics": [
+            node.epic.model_dump(mode="json") | {"story_count": len(node.stories)}
+            for node in backlog.epics
+        ]
+    }
+
+
+@router.get("/projects/{project_id}/stories")
+async def list_stories(project_id: str, request: Request, tenant: Tenant) -> Any:
+    backlog = await _backlog(request, tenant, project_id)
+    return {
+        "epics": [
+            {
+                "epic": node.epic.model_dump(mode="json"),
+                "stories": [child.story.model_dump(mode="json") for child in node.stories],
+            }
+            for node in backlog.epics
+        ]
+    }
+
+
+@router.get("/projects/{project_id}/subtasks")
+async def list_subtasks(project_id: str, request: Request, tenant: Tenant) -> Any:
+    backlog = await _backlog(request, tenant, project_id)
+    return {"epics": export.backlog_to_dict(backlog)["epics"]}
+
+
+@router.get("/projects/{project_id}/export")
+async def export_backlog(
+    project_id: str,
+    request: Request,
+    tenant: Tenant,
+    format: Annotated[export.ExportFormat, Query()] = export.ExportFormat.JSON,
+) -> Response:
+    backlog = await _backlog(request, tenant, project_id)
+    if format is export.ExportFormat.JSON:
+        text = export.render_json(backlog)
+    elif format is export.ExportFormat.CSV:
+        text = export.render_csv(backlog)
+    else:
+        text = export.render_markdown(backlog)
+    extension = {"json": "json", "csv": "csv", "markdown": "md"}[format.value]
+    return PlainTextResponse(
+        text,
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="backlog-{project_id}.{extension}"'},
+    )

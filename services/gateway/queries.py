@@ -1,0 +1,229 @@
+"""Reads of the read model for the API, always scoped to the caller's tenant."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.backlog import Epic, Story, Subtask
+from services.gateway import runview
+from services.gateway.problems import not_found
+from services.gateway.projection import load_facts
+from services.gateway.tables import (
+    cards,
+    epics,
+    projects,
+    run_items,
+    run_log,
+    runs,
+    stories,
+    subtasks,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+async def project_row(session: AsyncSession, tenant: str, project_id: str) -> Any:
+    row = (
+        await session.execute(
+            select(projects).where(
+                projects.c.project_id == project_id, projects.c.tenant_id == tenant
+            )
+        )
+    ).first()
+    if row is None:
+        raise not_found("project", project_id)
+    return row
+
+
+async def kpis(session: AsyncSession, project_id: str) -> dict[str, int]:
+    async def count(table: Any, *where: Any) -> int:
+        statement = (
+            select(func.count()).select_from(table).where(table.c.project_id == project_id, *where)
+        )
+        return int((await session.execute(statement)).scalar_one())
+
+    return {
+        "cards": await count(cards),
+        "cards_analyzed": await count(cards, cards.c.analysis_status == "analyzed"),
+        "epics": await count(epics),
+        "stories": await count(stories),
+        "subtasks": await count(subtasks),
+    }
+
+
+async def project_object(session: AsyncSession, row: Any) -> dict[str, Any]:
+    active = await session.execute(
+        select(runs.c.run_id, runs.c.stage, runs.c.status)
+        .where(runs.c.project_id == row.project_id, runs.c.status.in_(runview.ACTIVE_STATUSES))
+        .order_by(runs.c.created_at.desc())
+    )
+    return {
+        "id": row.project_id,
+        "name": row.name,
+        "description": row.description,
+        "created_at": _iso(row.created_at),
+        "kpis": await kpis(session, row.project_id),
+        "active_runs": [{"id": r.run_id, "stage": r.stage, "status": r.status} for r in active],
+    }
+
+
+async def list_projects(session: AsyncSession, tenant: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(projects)
+        .where(projects.c.tenant_id == tenant)
+        .order_by(projects.c.created_at.desc())
+    )
+    return [await project_object(session, row) for row in rows.all()]
+
+
+def card_object(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.card_id,
+        "title": row.title,
+        "body": row.body,
+        "external_id": row.external_id,
+        "upload_id": row.upload_id,
+        "position": row.position,
+        "analysis_status": row.analysis_status,
+        "analysis": json.loads(row.analysis) if row.analysis else None,
+        "provenance": json.loads(row.analysis_provenance) if row.analysis_provenance else None,
+        "error": row.analysis_error,
+    }
+
+
+async def list_cards(session: AsyncSession, project_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(cards).where(cards.c.project_id == project_id).order_by(cards.c.position)
+    )
+    return [card_object(r) for r in rows]
+
+
+async def run_row(session: AsyncSession, tenant: str, run_id: str) -> Any:
+    row = (
+        await session.execute(
+            select(runs).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant)
+        )
+    ).first()
+    if row is None:
+        raise not_found("run", run_id)
+    return row
+
+
+async def run_object(session: AsyncSession, row: Any) -> dict[str, Any]:
+    """DESIGN.md's run object."""
+    facts = await load_facts(session, row)
+    now = datetime.now(UTC)
+    created = _aware(row.created_at)
+    finished_at = _aware(row.finished_at)
+    finished = runview.is_finished(facts)
+    stage_counts = {
+        stage: runview.counts(i for i in facts.items if i.stage == stage)
+        for stage in runview.stages_of(row.stage)
+    }
+    return {
+        "id": row.run_id,
+        "project_id": row.project_id,
+        "stage": row.stage,
+        "status": row.status,
+        "created_at": _iso(created),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(finished_at),
+        "elapsed_seconds": round(((finished_at or now) - created).total_seconds(), 1),
+        "eta_seconds": runview.eta_seconds(facts.items, now, max(1, row.max_running), finished),
+        "counts": runview.counts(facts.items),
+        "in_progress": [
+            i | {"started_at": _iso(i["started_at"])} for i in runview.in_progress(facts.items, now)
+        ],
+        "stages": stage_counts,
+        "stages_done": [s for s in runview.stages_of(row.stage) if runview.stage_done(facts, s)],
+        "usage": {
+            "llm_calls": row.llm_calls,
+            "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens,
+            "cost_usd": round(row.cost_usd, 6),
+        },
+        "errors": runview.errors(facts.items),
+        "options": json.loads(row.options),
+        "version": row.version,
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+async def list_runs(session: AsyncSession, project_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(runs).where(runs.c.project_id == project_id).order_by(runs.c.created_at.desc())
+    )
+    return [await run_object(session, r) for r in rows.all()]
+
+
+async def run_items_of(session: AsyncSession, run_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(run_items).where(run_items.c.run_id == run_id).order_by(run_items.c.seq)
+    )
+    return [
+        {
+            "item_id": r.item_id,
+            "stage": r.stage,
+            "title": r.title,
+            "state": "pending" if r.state == "waiting" else r.state,
+            "attempts": r.attempts,
+            "tokens_so_far": r.tokens_so_far,
+            "started_at": _iso(r.started_at),
+            "finished_at": _iso(r.finished_at),
+            "error": {"code": r.error_code, "message": r.error_message} if r.error_code else None,
+            "provenance": json.loads(r.provenance) if r.provenance else None,
+        }
+        for r in rows
+    ]
+
+
+async def run_log_of(session: AsyncSession, run_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(run_log).where(run_log.c.run_id == run_id).order_by(run_log.c.id)
+    )
+    return [
+        {
+            "time": _iso(r.time),
+            "level": r.level,
+            "service": r.service,
+            "stage": r.stage,
+            "item": r.item_id,
+            "message": r.message,
+        }
+        for r in rows
+    ]
+
+
+async def backlog_rows(
+    session: AsyncSession, project_id: str
+) -> tuple[list[Epic], list[Story], list[Subtask]]:
+    """The project's epics, stories and subtasks, flat (``export.build_backlog`` nests them)."""
+
+    async def column(table: Any, name: str) -> list[str]:
+        rows = await session.execute(
+            select(table.c[name]).where(table.c.project_id == project_id).order_by(table.c.position)
+        )
+        return list(rows.scalars())
+
+    return (
+        [Epic.model_validate_json(r) for r in await column(epics, "epic")],
+        [Story.model_validate_json(r) for r in await column(stories, "story")],
+        [Subtask.model_validate_json(r) for r in await column(subtasks, "subtask")],
+    )

@@ -1,0 +1,140 @@
+"""Pure: a run's status and the run object of DESIGN.md, from its items.
+
+A stage is done when its service said so (``stage_finished``) or, for the stages a pipeline
+streams (stories, subtasks), when the stage before it is done and all its items are
+terminal: their items are created as their parents succeed, so nothing can be added after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STAGES = ("analysis", "epics", "stories", "subtasks")
+TERMINAL = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running", "cancelling")
+COUNT_KEYS = ("total", "pending", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    stage: str
+    item_id: str
+    title: str
+    state: str
+    attempts: int = 0
+    tokens_so_far: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    stage: str
+    """analysis | epics | stories | subtasks | pipeline"""
+    stages_finished: frozenset[str]
+    items: Sequence[ItemView] = field(default_factory=tuple)
+    cancel_requested: bool = False
+
+
+def stages_of(run_stage: str) -> tuple[str, ...]:
+    return STAGES if run_stage == "pipeline" else (run_stage,)
+
+
+def counts(items: Iterable[ItemView]) -> dict[str, int]:
+    out = dict.fromkeys(COUNT_KEYS, 0)
+    for item in items:
+        out["total"] += 1
+        key = "pending" if item.state in ("waiting", "pending") else item.state
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def stage_done(facts: RunFacts, stage: str) -> bool:
+    stages = stages_of(facts.stage)
+    items = [i for i in facts.items if i.stage == stage]
+    if stage in facts.stages_finished:
+        return True
+    if facts.stage != "pipeline" or stage in ("analysis", "epics"):
+        return False
+    previous = stages[stages.index(stage) - 1]
+    return stage_done(facts, previous) and all(i.state in TERMINAL for i in items)
+
+
+def is_finished(facts: RunFacts) -> bool:
+    return all(stage_done(facts, s) for s in stages_of(facts.stage))
+
+
+def status(facts: RunFacts) -> str:
+    """queued | running | succeeded | partial | failed | cancelling | cancelled"""
+    total = counts(facts.items)
+    if not is_finished(facts):
+        if facts.cancel_requested:
+            return "cancelling"
+        started = total["running"] + total["succeeded"] + total["failed"] + total["cancelled"]
+        return "running" if started else "queued"
+    if total["cancelled"] or facts.cancel_requested:
+        return "cancelled"
+    if total["failed"] and total["succeeded"]:
+        return "partial"
+    if total["failed"]:
+        return "failed"
+    return "succeeded"
+
+
+def eta_seconds(
+    items: Sequence[ItemView], now: datetime, concurrency: int, finished: bool
+) -> float | None:
+    """Remaining work over observed throughput: mean item time * items left / parallelism.
+
+    None until one item has finished (no honest estimate exists before that); 0 when done.
+    Streamed stages grow as parents succeed, so the estimate can rise as well as fall.
+    """
+    if finished:
+        return 0.0
+    durations = [
+        (i.finished_at - i.started_at).total_seconds()
+        for i in items
+        if i.state == "succeeded" and i.started_at and i.finished_at
+    ]
+    if not durations:
+        return None
+    mean = sum(durations) / len(durations)
+    lanes = max(1, concurrency)
+    pending = sum(1 for i in items if i.state in ("waiting", "pending"))
+    running_left = sum(
+        max(0.0, mean - (now - i.started_at).total_seconds())
+        for i in items
+        if i.state == "running" and i.started_at
+    )
+    return round((pending * mean + running_left) / lanes, 1)
+
+
+def in_progress(items: Iterable[ItemView], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "item_id": i.item_id,
+            "stage": i.stage,
+            "title": i.title,
+            "started_at": i.started_at,
+            "elapsed_seconds": round((now - i.started_at).total_seconds(), 1)
+            if i.started_at
+            else 0,
+            "tokens_so_far": i.tokens_so_far,
+            "attempt": i.attempts,
+        }
+        for i in items
+        if i.state == "running"
+    ]
+
+
+def errors(items: Iterable[ItemView]) -> list[dict[str, Any]]:
+    return [
+        {"item_id": i.item_id, "stage": i.stage, "code": i.error_code, "message": i.error_message}
+        for i in items
+        if i.state == "failed"
+    ]

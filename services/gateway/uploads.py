@@ -1,0 +1,774 @@
+"""Split an uploaded file into cards (``POST /v1/projects/{id}/uploads``). Pure: bytes in,
+:class:`CardDraft` list out, or an :class:`UploadError` (a problem+json :class:`Problem`).
+
+All or nothing: :func:`split_upload` returns every card or raises; the route must split the
+whole file before it stores or publishes anything.
+
+**Format** comes from the file name's extension (``.md``/``.markdown``, ``.txt``,
+``.csv``/``.tsv``, ``.json``); only a name without a known-or-unknown extension falls back to
+the declared content type (``text/markdown``, ``text/plain``, ``text/csv``, ``application/json``).
+A name with another extension is refused even when the content type looks textual.
+
+**Encoding** is read from the bytes, never from a declared charset: a UTF-16 BOM, else UTF-8
+(with or without BOM); ``.csv``/``.tsv``/``.txt`` then fall back to Windows-1252, which is
+what Excel and Notepad write on Windows. Markdown and JSON are UTF-8 only (RFC 8259; every
+Markdown tool writes UTF-8). A NUL byte (outside UTF-16), a known binary signature (PDF, ZIP
+such as .docx/.xlsx, images, gzip) or more than 1 % control characters make the file
+``unreadable_file``.
+
+**Text** is normalised: NFC, CRLF/CR → LF, control characters except tab and newline dropped,
+trailing spaces cut, runs of blank lines cut to one. Titles are one line of single spaces.
+
+**Markdown**: when the file has headings, the card level is the shallowest heading level used
+at least twice (else the deepest level used). Each heading at that level starts a card titled
+by its text; deeper headings, paragraphs and bullets stay in its body. Text under a
+shallower heading (a document title, an intro) or before the first heading becomes a card of
+its own only when it has text, titled by that heading. A file without headings that is only a
+bullet list gives a card per top-level bullet; any other file without headings is read like
+``.txt``. Fenced code and YAML front matter are never split.
+
+**Text**: a card per paragraph (blocks separated by blank lines); a paragraph ending with
+``:`` keeps the next one. A short first line without closing punctuation is the title and the
+rest the body; otherwise the title is the first sentence, cut to 80 characters, and the body is
+the whole paragraph.
+
+**CSV**: the first row is the header; the delimiter (``,`` ``;`` tab ``|``) is the one whose
+header names the most known columns. Title, body and id columns are found by name,
+case-insensitively (see :data:`TITLE_COLUMNS`, :data:`BODY_COLUMNS`, :data:`ID_COLUMNS`); a
+file with neither a title nor a body column is ``input_invalid``. Other columns are ignored.
+
+**JSON**: an array of cards, or ``{"cards": [...]}``; a card is an object with the same keys
+as CSV columns, or a plain string (its body).
+
+**Titles**: a card without a title gets one from its body (first sentence, up to 80
+characters); a card with neither is skipped (a blank CSV row, an empty object), and a file
+that leaves no card is ``no_cards``. A title longer than 200 characters is cut at a word and
+the full title kept as the body's first paragraph, so no text is lost.
+
+**Ids**: ``external_id`` (up to 200 characters) must be unique within the upload.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from services.gateway.problems import Problem
+
+TITLE_MAX_CHARS = 200
+DERIVED_TITLE_CHARS = 80
+EXTERNAL_ID_MAX_CHARS = 200
+
+MB = 1024 * 1024
+
+
+class UploadFormat(StrEnum):
+    MARKDOWN = "markdown"
+    TEXT = "text"
+    CSV = "csv"
+    JSON = "json"
+
+
+EXTENSIONS: dict[str, UploadFormat] = {
+    ".md": UploadFormat.MARKDOWN,
+    ".markdown": UploadFormat.MARKDOWN,
+    ".txt": UploadFormat.TEXT,
+    ".csv": UploadFormat.CSV,
+    ".tsv": UploadFormat.CSV,
+    ".json": UploadFormat.JSON,
+}
+CONTENT_TYPES: dict[str, UploadFormat] = {
+    "text/markdown": UploadFormat.MARKDOWN,
+    "text/x-markdown": UploadFormat.MARKDOWN,
+    "text/plain": UploadFormat.TEXT,
+    "text/csv": UploadFormat.CSV,
+    "application/csv": UploadFormat.CSV,
+    "text/tab-separated-values": UploadFormat.CSV,
+    "application/json": UploadFormat.JSON,
+}
+ACCEPTED_EXTENSIONS: tuple[str, ...] = tuple(EXTENSIONS)
+
+# Column (CSV) and key (JSON) names, compared after lower-casing and turning every run of
+# other characters into "_"; the first listed name present wins.
+TITLE_COLUMNS = ("title", "name", "summary", "subject", "heading", "card_name", "card_title")
+BODY_COLUMNS = (
+    "body",
+    "description",
+    "details",
+    "detail",
+    "text",
+    "content",
+    "desc",
+    "card_description",
+    "notes",
+)
+ID_COLUMNS = ("external_id", "externalid", "id", "key", "issue_key", "card_id", "ref")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    max_file_bytes: int = 5 * MB
+    max_cards: int = 2000
+    max_card_chars: int = 20_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> UploadLimits:
+        """From ``services.runtime.settings.Settings`` (its ``upload_max_*`` fields)."""
+        return cls(
+            max_file_bytes=settings.upload_max_file_bytes,
+            max_cards=settings.upload_max_cards,
+            max_card_chars=settings.upload_max_card_chars,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CardDraft:
+    title: str
+    body: str
+    external_id: str | None
+    position: int
+    """0-based order within the upload (``CardSubmitted.position``)."""
+
+
+class UploadError(Problem):
+    """A refused upload; ``code`` and ``status`` come from the problem registry."""
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def detect_format(file_name: str | None, content_type: str | None) -> UploadFormat:
+    """The format by extension, else by content type (for a name with no extension)."""
+    name = (file_name or "").strip().replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    extension = f".{ext.lower()}" if dot and stem else ""
+    if extension in EXTENSIONS:
+        return EXTENSIONS[extension]
+    if not extension:
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media in CONTENT_TYPES:
+            return CONTENT_TYPES[media]
+    accepted = ", ".join(ACCEPTED_EXTENSIONS)
+    if extension:
+        detail = f"'{extension}' files are not accepted; upload one of {accepted}."
+    else:
+        detail = (
+            "The file has no extension and its content type is not one of "
+            f"{', '.join(CONTENT_TYPES)}; upload one of {accepted}."
+        )
+    raise UploadError("unsupported_media_type", detail, accepted=list(ACCEPTED_EXTENSIONS))
+
+
+def check_file_size(size: int, limits: UploadLimits) -> None:
+    """Raise ``upload_too_large`` when ``size`` bytes exceed the limit; a route reading the
+    file in chunks calls it with the running total to stop early."""
+    if size > limits.max_file_bytes:
+        raise UploadError(
+            "upload_too_large",
+            f"The file is larger than the limit of {_size(limits.max_file_bytes)} "
+            f"({limits.max_file_bytes} bytes) per upload.",
+            limit=limits.max_file_bytes,
+        )
+
+
+def split_upload(
+    file_name: str | None,
+    content_type: str | None,
+    data: bytes,
+    limits: UploadLimits | None = None,
+) -> list[CardDraft]:
+    """Every card of the file, in order, or an :class:`UploadError`."""
+    limits = limits or UploadLimits()
+    check_file_size(len(data), limits)
+    fmt = detect_format(file_name, content_type)
+    text = decode(data, fmt)
+    if fmt is UploadFormat.CSV:
+        tab_first = (file_name or "").lower().endswith(".tsv")
+        raw = _csv_cards(text, tab_first=tab_first)
+    elif fmt is UploadFormat.JSON:
+        raw = _json_cards(text)
+    elif fmt is UploadFormat.MARKDOWN:
+        raw = _markdown_cards(text)
+    else:
+        raw = _text_cards(text)
+    return _finish(raw, limits)
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (such as .docx, .xlsx or .odt)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xd0\xcf\x11\xe0", "a legacy Office document (.doc, .xls)"),
+)
+# C0 controls but tab, newlines, vertical tab and form feed; DEL; C1 controls.
+_BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_MAX_CONTROL_SHARE = 0.01
+
+
+def _unreadable(detail: str) -> UploadError:
+    return UploadError("unreadable_file", detail)
+
+
+def decode(data: bytes, fmt: UploadFormat) -> str:
+    """The file's text, or ``unreadable_file`` (see the module's docstring for the rules)."""
+    for signature, what in _SIGNATURES:
+        if data.startswith(signature):
+            raise _unreadable(
+                f"The file is {what}, not text; export it as "
+                f"{', '.join(ACCEPTED_EXTENSIONS)} and upload that."
+            )
+    text: str | None = None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _unreadable("The file starts like UTF-16 text but is not valid UTF-16.") from None
+    elif b"\x00" in data:
+        raise _unreadable("The file contains NUL bytes: it is binary, not text.")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            if fmt in (UploadFormat.CSV, UploadFormat.TEXT):
+                try:
+                    text = data.decode("cp1252")
+                except UnicodeDecodeError:
+                    text = None
+            if text is None:
+                accepted = (
+                    "UTF-8, UTF-16 or Windows-1252"
+                    if fmt in (UploadFormat.CSV, UploadFormat.TEXT)
+                    else "UTF-8"
+                )
+                raise _unreadable(
+                    f"The file is not valid {accepted} text "
+                    f"(undecodable byte at offset {error.start})."
+                ) from None
+    text = text.lstrip("\ufeff")
+    bad = len(_BAD_CONTROL.findall(text))
+    if bad and bad > _MAX_CONTROL_SHARE * len(text):
+        raise _unreadable(
+            f"The file has {bad} control characters in {len(text)}: it is binary, not text."
+        )
+    return text
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+_BLANK_RUN = re.compile(r"\n{3,}")
+_SPACES = re.compile(r"\s+")
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def clean_body(text: str) -> str:
+    """NFC, LF newlines, no stray control characters or trailing spaces, one blank line max."""
+    text = unicodedata.normalize("NFC", _normalise_newlines(text))
+    text = _BAD_CONTROL.sub("", text.replace("\f", "\n").replace("\v", "\n"))
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUN.sub("\n\n", text).strip()
+
+
+def clean_title(text: str) -> str:
+    """One line, single spaces."""
+    text = unicodedata.normalize("NFC", text)
+    return _SPACES.sub(" ", _BAD_CONTROL.sub(" ", text)).strip()
+
+
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__|`)")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?")
+_HEADING_MARKER = re.compile(r"^\s*#{1,6}\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def plain_title(text: str) -> str:
+    """A title without Markdown decoration (links, bold, code marks)."""
+    text = _MD_LINK.sub(r"\1", text)
+    return clean_title(_MD_EMPHASIS.sub("", text))
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word to at most ``limit`` characters, ending in "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS) -> str:
+    """A title from a body: the first sentence of its first paragraph (or of its first bullet
+    or heading), without Markdown marks, cut at a word to ``limit`` characters."""
+    lines = body.split("\n")
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        marked = bool(_LIST_MARKER.match(line) or _HEADING_MARKER.match(line))
+        parts = [_HEADING_MARKER.sub("", _LIST_MARKER.sub("", line))]
+        if not marked:
+            for following in lines[index + 1 :]:
+                if not following.strip() or _LIST_MARKER.match(following):
+                    break
+                if _HEADING_MARKER.match(following):
+                    break
+                parts.append(following)
+        text = plain_title(" ".join(parts))
+        if not text:
+            continue
+        sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
+        if sentence.endswith(".") and not sentence.endswith(".."):
+            sentence = sentence[:-1]
+        return shorten(sentence.rstrip(":"), limit)
+    return ""
+
+
+# --- raw cards ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    title: str
+    body: str
+    external_id: str | None
+    where: str
+    """Where it came from, for messages: "line 12", "row 5", "item [3]"."""
+
+
+def _finish(raw: Iterable[_Raw], limits: UploadLimits) -> list[CardDraft]:
+    cards: list[CardDraft] = []
+    seen_ids: dict[str, str] = {}
+    for item in raw:
+        body = clean_body(item.body)
+        title = plain_title(item.title)
+        if not title and not body:
+            continue
+        if not title:
+            title = derive_title(body)
+        elif len(title) > TITLE_MAX_CHARS:
+            full = title
+            title = shorten(full, TITLE_MAX_CHARS)
+            if not body.startswith(full):
+                body = f"{full}\n\n{body}" if body else full
+        external_id = clean_title(item.external_id) if item.external_id is not None else None
+        if external_id == "":
+            external_id = None
+        if external_id is not None:
+            if len(external_id) > EXTERNAL_ID_MAX_CHARS:
+                raise UploadError(
+                    "input_invalid",
+                    f"The external id of the card at {item.where} is longer than "
+                    f"{EXTERNAL_ID_MAX_CHARS} characters.",
+                )
+            if external_id in seen_ids:
+                raise UploadError(
+                    "input_invalid",
+                    f"External id {external_id!r} is used twice ({seen_ids[external_id]} and "
+                    f"{item.where}); ids must be unique within an upload.",
+                )
+            seen_ids[external_id] = item.where
+        position = len(cards)
+        if position >= limits.max_cards:
+            raise UploadError(
+                "too_many_cards",
+                f"The file has more than {limits.max_cards} cards, the limit per upload; "
+                "split it into several uploads.",
+                limit=limits.max_cards,
+            )
+        length = len(title) + len(body)
+        if length > limits.max_card_chars:
+            raise UploadError(
+                "card_too_long",
+                f"Card {position + 1} ({item.where}, {shorten(title, 60)!r}) has {length} "
+                f"characters; the limit is {limits.max_card_chars} per card. Split it.",
+                limit=limits.max_card_chars,
+                position=position,
+                title=title,
+                length=length,
+            )
+        cards.append(CardDraft(title, body, external_id, position))
+    if not cards:
+        raise UploadError("no_cards", "The file holds no cards: it is empty or only blank.")
+    return cards
+
+
+# --- text -----------------------------------------------------------------------------------
+
+_CLOSING_PUNCTUATION = tuple(".!?,;")
+
+
+def _blocks(lines: list[str], first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """Paragraphs (runs of non-blank lines) with their 1-based line numbers; a paragraph
+    ending with ':' is joined to the next one."""
+    block: list[str] = []
+    start = 0
+    pending: tuple[int, list[str]] | None = None
+    for number, line in enumerate([*lines, ""], start=first_line):
+        if line.strip():
+            if not block:
+                start = number
+            block.append(line)
+            continue
+        if not block:
+            continue
+        if pending is not None:
+            start, block = pending[0], [*pending[1], "", *block]
+            pending = None
+        if block[-1].rstrip().endswith(":"):
+            pending = (start, block)
+        else:
+            yield start, block
+        block = []
+    if pending is not None:
+        yield pending
+
+
+def _paragraph_card(start: int, block: list[str]) -> _Raw:
+    """Title and body of a paragraph: a short first line that reads as a heading (no closing
+    punctuation, not a bullet, the next line not continuing its sentence in lower case) is
+    the title; otherwise the title is derived and the body is the whole paragraph."""
+    first = block[0].strip()
+    following = block[1].strip() if len(block) > 1 else ""
+    if (
+        following
+        and len(first) <= DERIVED_TITLE_CHARS
+        and not first.endswith(_CLOSING_PUNCTUATION)
+        and not _LIST_MARKER.match(block[0])
+        and not following[0].islower()
+    ):
+        return _Raw(first.rstrip(":"), "\n".join(block[1:]), None, f"line {start}")
+    return _Raw("", "\n".join(block), None, f"line {start}")
+
+
+def _text_cards(text: str) -> Iterator[_Raw]:
+    lines = _normalise_newlines(text).split("\n")
+    for start, block in _blocks(lines):
+        yield _paragraph_card(start, block)
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-{2,})[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_TOP_BULLET = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
+_FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    text: str
+    heading: int = 0
+    """Heading level, 0 for content."""
+    title: str = ""
+
+
+def _front_matter_lines(lines: list[str]) -> int:
+    """How many lines of YAML front matter open the file (0 when none)."""
+    if not lines or lines[0].strip() != "---":
+        return 0
+    for index in range(1, min(len(lines), 200)):
+        if _FRONT_MATTER_END.match(lines[index]):
+            return index + 1
+    return 0
+
+
+def _scan_markdown(lines: list[str], first_line: int) -> list[_Line]:
+    """Lines marked with heading levels (ATX and one-line setext), outside fenced code."""
+    out: list[_Line] = []
+    fence: str | None = None
+    for offset, text in enumerate(lines):
+        number = first_line + offset
+        fence_match = _FENCE.match(text)
+        if fence is not None:
+            if fence_match and fence_match[1][0] == fence[0] and len(fence_match[1]) >= len(fence):
+                fence = None
+            out.append(_Line(number, text))
+            continue
+        if fence_match:
+            fence = fence_match[1]
+            out.append(_Line(number, text))
+            continue
+        atx = _ATX.match(text)
+        if atx:
+            out.append(_Line(number, text, len(atx[1]), atx[2] or ""))
+            continue
+        setext = _SETEXT.match(text)
+        if setext and out and _is_setext_text(out):
+            previous = out.pop()
+            level = 1 if setext[1][0] == "=" else 2
+            out.append(_Line(previous.number, previous.text, level, previous.text.strip()))
+            continue
+        out.append(_Line(number, text))
+    return out
+
+
+def _is_setext_text(scanned: list[_Line]) -> bool:
+    """The last line is a lone paragraph line: text after a blank line, heading or start."""
+    previous = scanned[-1]
+    if previous.heading or not previous.text.strip() or previous.text.startswith((" ", "\t")):
+        return False
+    if _TOP_BULLET.match(previous.text) or _FENCE.match(previous.text):
+        return False
+    if len(scanned) == 1:
+        return True
+    before = scanned[-2]
+    return bool(before.heading) or not before.text.strip()
+
+
+def _markdown_cards(text: str) -> Iterator[_Raw]:
+    lines = _normalise_newlines(text).split("\n")
+    skip = _front_matter_lines(lines)
+    scanned = _scan_markdown(lines[skip:], skip + 1)
+    levels = [line.heading for line in scanned if line.heading]
+    if not levels:
+        content = [line.text for line in scanned]
+        items = _bullet_items(scanned)
+        if items is not None:
+            yield from items
+        else:
+            for start, block in _blocks(content, skip + 1):
+                yield _paragraph_card(start, block)
+        return
+    repeated = sorted({level for level in levels if levels.count(level) > 1})
+    card_level = repeated[0] if repeated else max(levels)
+
+    title, where, body, is_card = "", f"line {skip + 1}", [], False
+    for line in scanned:
+        if line.heading and line.heading <= card_level:
+            if is_card or "\n".join(body).strip():
+                yield _Raw(title, "\n".join(body), None, where)
+            title, where, body = line.title, f"line {line.number}", []
+            is_card = line.heading == card_level
+        else:
+            body.append(line.text)
+    if is_card or "\n".join(body).strip():
+        yield _Raw(title, "\n".join(body), None, where)
+
+
+def _bullet_items(scanned: list[_Line]) -> list[_Raw] | None:
+    """A card per top-level bullet when the file is only a bullet list, else None."""
+    items: list[tuple[int, list[str]]] = []
+    previous_blank = True
+    in_fence = False
+    for line in scanned:
+        text = line.text
+        if not text.strip():
+            previous_blank = True
+            if items:
+                items[-1][1].append("")
+            continue
+        indent = len(text) - len(text.lstrip(" \t"))
+        if items and (in_fence or _FENCE.match(text)):
+            if _FENCE.match(text):
+                in_fence = not in_fence
+            items[-1][1].append(text)
+        elif indent < 2 and _TOP_BULLET.match(text):
+            items.append((line.number, [_LIST_MARKER.sub("", text, count=1)]))
+        elif items and (indent > 0 or not previous_blank):
+            items[-1][1].append(text)
+        else:
+            return None
+        previous_blank = False
+    if not items:
+        return None
+    cards = []
+    for number, item_lines in items:
+        body = _dedent_continuations(item_lines)
+        cards.append(_Raw(_bullet_title(item_lines[0]), body, None, f"line {number}"))
+    return cards
+
+
+_BOLD_LEAD = re.compile(r"^(?:\*\*|__)(.+?)(?:\*\*|__)\s*(?:[:.\-\u2013\u2014]\s*)?")
+
+
+def _bullet_title(first_line: str) -> str:
+    """A bullet "**Login**: users sign in" is titled "Login"; others get a derived title."""
+    lead = _BOLD_LEAD.match(first_line.strip())
+    if lead and lead[1].strip():
+        return shorten(plain_title(lead[1]), DERIVED_TITLE_CHARS)
+    return ""
+
+
+def _dedent_continuations(item_lines: list[str]) -> str:
+    first, rest = item_lines[0], item_lines[1:]
+    indents = [len(line) - len(line.lstrip()) for line in rest if line.strip()]
+    cut = min(indents, default=0)
+    return "\n".join([first, *(line[cut:] for line in rest)])
+
+
+# --- CSV ------------------------------------------------------------------------------------
+
+_NOT_NAME = re.compile(r"[^0-9a-z]+")
+_DELIMITERS = (",", ";", "\t", "|")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\n)+")
+
+
+def column_key(name: str) -> str:
+    """How column and JSON key names are compared: "Issue Key" → "issue_key"."""
+    return _NOT_NAME.sub("_", name.strip().lower()).strip("_")
+
+
+def _pick(keys: list[str], wanted: tuple[str, ...]) -> int | None:
+    for name in wanted:
+        if name in keys:
+            return keys.index(name)
+    return None
+
+
+def _roles(header: list[str]) -> tuple[int | None, int | None, int | None]:
+    keys = [column_key(name) for name in header]
+    return _pick(keys, TITLE_COLUMNS), _pick(keys, BODY_COLUMNS), _pick(keys, ID_COLUMNS)
+
+
+def _header_row(text: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:
+        return []
+
+
+def _csv_cards(text: str, *, tab_first: bool) -> Iterator[_Raw]:
+    text = _LEADING_BLANK_LINES.sub("", _normalise_newlines(text))
+    if not text.strip():
+        return
+    order = ("\t", ",", ";", "|") if tab_first else _DELIMITERS
+    best: tuple[int, str] = (-1, order[0])
+    for delimiter in order:
+        found = sum(role is not None for role in _roles(_header_row(text, delimiter)))
+        if found > best[0]:
+            best = (found, delimiter)
+    delimiter = best[1]
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=False)
+    try:
+        header = next(reader)
+    except csv.Error as error:
+        raise UploadError("input_invalid", f"The CSV header cannot be read: {error}.") from None
+    title_at, body_at, id_at = _roles(header)
+    if title_at is None and body_at is None:
+        shown = ", ".join(repr(name.strip()) for name in header[:12]) or "(none)"
+        raise UploadError(
+            "input_invalid",
+            f"No title or body column in the CSV header (columns: {shown}). Name a column "
+            f"one of {', '.join(TITLE_COLUMNS)} for titles or {', '.join(BODY_COLUMNS)} "
+            "for text.",
+            columns=[name.strip() for name in header],
+        )
+    row_number = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise UploadError(
+                "input_invalid", f"CSV row {row_number + 1} cannot be read: {error}."
+            ) from None
+        row_number += 1
+
+        def cell(index: int | None, row: list[str] = row) -> str:
+            return row[index] if index is not None and index < len(row) else ""
+
+        external_id = cell(id_at) if id_at is not None else None
+        yield _Raw(cell(title_at), cell(body_at), external_id, f"row {row_number}")
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+def _json_cards(text: str) -> Iterator[_Raw]:
+    if not text.strip():
+        return
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UploadError(
+            "input_invalid",
+            f"The file is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}.",
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise UploadError("input_invalid", f"The JSON cannot be read: {error}.") from None
+    if isinstance(document, dict) and "cards" in document:
+        items, prefix = document["cards"], "cards"
+    else:
+        items, prefix = document, ""
+    if not isinstance(items, list):
+        raise UploadError(
+            "input_invalid",
+            'Expected a JSON array of cards or an object {"cards": [...]}; '
+            f"got {_json_kind(items)}.",
+        )
+    for index, item in enumerate(items):
+        where = f"item {prefix}[{index}]"
+        if isinstance(item, str):
+            yield _Raw("", item, None, where)
+            continue
+        if not isinstance(item, dict):
+            raise UploadError(
+                "input_invalid",
+                f"JSON {where} is {_json_kind(item)}; a card is an object with a title "
+                "and a body, or a string.",
+            )
+        keys = {column_key(str(key)): value for key, value in reversed(item.items())}
+        yield _Raw(
+            _json_field(keys, TITLE_COLUMNS, where, "title") or "",
+            _json_field(keys, BODY_COLUMNS, where, "body") or "",
+            _json_field(keys, ID_COLUMNS, where, "external_id"),
+            where,
+        )
+
+
+def _json_field(keys: dict[str, Any], names: tuple[str, ...], where: str, role: str) -> str | None:
+    for name in names:
+        if name in keys:
+            value = keys[name]
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise UploadError(
+                    "input_invalid",
+                    f"JSON {where}: {name!r} is {_json_kind(value)}; the {role} must be a string.",
+                )
+            return str(value)
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _size(limit: int) -> str:
+    if limit >= MB:
+        return f"{limit // MB} MB" if limit % MB == 0 else f"{limit / MB:.1f} MB"
+    if limit >= 1024 and limit % 1024 == 0:
+        return f"{limit // 1024} KB"
+    return f"{limit} bytes"

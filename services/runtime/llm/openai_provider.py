@@ -1,0 +1,292 @@
+"""Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, a proxy).
+
+One ``generate`` is at most two HTTP calls (the answer, and one repair re-ask when it is
+invalid), all inside one hard deadline (``llm_timeout_s``). The ``openai`` package's own
+retries are off (``max_retries=0``): the work queue is the one owner of retries, and gets an
+LLMError saying whether and when to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import openai
+from openai import AsyncOpenAI
+
+from contracts.backlog import Provenance
+from contracts.events import ErrorCode
+from services.runtime.llm.answers import InvalidAnswer, parse_answer
+from services.runtime.llm.errors import LLMError, error_for_status, is_context_overflow
+from services.runtime.llm.request import (
+    LLMRequest,
+    LLMResult,
+    OnTokens,
+    T,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
+from services.runtime.llm.spend import Heartbeat, Spend
+from services.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REPAIR_INSTRUCTION = (
+    "Your previous answer was not usable: {reason}. Reply again with the corrected JSON only, "
+    "matching the required schema: no prose, no Markdown fence."
+)
+
+
+@dataclass
+class _Answer:
+    text: str
+    finish_reason: str | None
+    refusal: str | None
+
+
+class OpenAIProvider:
+    name = "openai"
+    offline = False
+
+    def __init__(self, settings: Settings, client: AsyncOpenAI | None = None) -> None:
+        self._settings = settings
+        self._client = client or make_openai_client(settings)
+
+    def model_for(self, stage: str) -> str:
+        return self._settings.llm_stage_models.get(stage, self._settings.llm_model)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def generate(self, request: LLMRequest[T], on_tokens: OnTokens | None) -> LLMResult[T]:
+        settings = self._settings
+        model = self.model_for(request.stage)
+        spend = Spend(model, settings.llm_prices)
+        heartbeat = Heartbeat(on_tokens)
+        messages = list(request.messages)
+        started = time.monotonic()
+        repairs = 0
+        try:
+            async with asyncio.timeout(settings.llm_timeout_s):
+                answer = await self._ask(request, model, messages, spend, heartbeat)
+                try:
+                    output = self._accept(request, answer, spend)
+                except InvalidAnswer as invalid:
+                    repairs = 1
+                    log.info(
+                        "llm answer invalid, asking once for a repair",
+                        extra={"fields": {"stage": request.stage, "reason": invalid.reason}},
+                    )
+                    messages += [
+                        {"role": "assistant", "content": answer.text},
+                        {
+                            "role": "user",
+                            "content": REPAIR_INSTRUCTION.format(reason=invalid.reason),
+                        },
+                    ]
+                    answer = await self._ask(request, model, messages, spend, heartbeat)
+                    try:
+                        output = self._accept(request, answer, spend)
+                    except InvalidAnswer as again:
+                        raise spend.error(
+                            ErrorCode.LLM_INVALID_OUTPUT,
+                            f"invalid answer, also after one repair: {again.reason}",
+                            retryable=False,
+                        ) from None
+        except TimeoutError:
+            raise spend.error(
+                ErrorCode.LLM_TIMEOUT,
+                f"no valid answer within the {settings.llm_timeout_s:g} s deadline",
+                retryable=True,
+            ) from None
+        await heartbeat.done(spend.output_tokens)
+        provenance = Provenance(
+            provider=self.name,
+            model=model,
+            prompt_version=request.prompt_version,
+            offline=False,
+            input_tokens=spend.input_tokens,
+            output_tokens=spend.output_tokens,
+            cost_usd=spend.cost_usd,
+            attempts=spend.attempts,
+            repairs=repairs,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        return LLMResult(output, provenance)
+
+    def _accept(self, request: LLMRequest[T], answer: _Answer, spend: Spend) -> T:
+        if answer.refusal or answer.finish_reason == "content_filter":
+            raise spend.error(ErrorCode.LLM_REFUSED, "the model refused to answer", retryable=False)
+        if answer.finish_reason == "length":
+            raise InvalidAnswer(
+                f"cut off at the output limit of {request.max_output_tokens} tokens (truncated)"
+            )
+        return parse_answer(request, answer.text)
+
+    async def _ask(
+        self,
+        request: LLMRequest[T],
+        model: str,
+        messages: list[dict[str, str]],
+        spend: Spend,
+        heartbeat: Heartbeat,
+    ) -> _Answer:
+        spend.attempts += 1
+        params: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": self._settings.llm_temperature,
+            "max_tokens": request.max_output_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema_name(request.output_model.__name__),
+                    "schema": request.schema(),
+                    "strict": False,
+                },
+            },
+        }
+        try:
+            if self._settings.llm_stream:
+                return await self._stream(params, messages, spend, heartbeat)
+            return await self._complete(params, messages, spend)
+        except openai.APIStatusError as error:
+            raise spend.charge(_status_error(error)) from None
+        except openai.APITimeoutError:
+            spend.add(estimate_prompt_tokens(messages), 0)
+            raise spend.error(
+                ErrorCode.LLM_TIMEOUT, "the LLM provider connection timed out", retryable=True
+            ) from None
+        except openai.APIConnectionError:
+            raise spend.error(
+                ErrorCode.LLM_UNAVAILABLE, "could not reach the LLM provider", retryable=True
+            ) from None
+        except openai.APIError as error:  # an error event in the middle of a stream
+            if is_context_overflow(error.code, error.message):
+                raise spend.error(
+                    ErrorCode.LLM_CONTEXT_OVERFLOW,
+                    "the input exceeds the model's context length",
+                    retryable=False,
+                ) from None
+            raise spend.error(
+                ErrorCode.LLM_UNAVAILABLE,
+                f"the LLM provider failed mid-answer ({error.code or 'error'})",
+                retryable=True,
+            ) from None
+
+    async def _stream(
+        self,
+        params: dict[str, Any],
+        messages: list[dict[str, str]],
+        spend: Spend,
+        heartbeat: Heartbeat,
+    ) -> _Answer:
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        first_by = loop.time() + settings.llm_first_token_timeout_s
+        parts: list[str] = []
+        refusal: list[str] = []
+        finish: str | None = None
+        usage: tuple[int, int] | None = None
+        received = False
+        chars = 0
+        stream = None
+        try:
+            waiting = asyncio.timeout_at(first_by)
+            async with waiting:
+                stream = await self._client.chat.completions.create(
+                    **params, stream=True, stream_options={"include_usage": True}
+                )
+            while True:
+                waiting = asyncio.timeout_at(
+                    loop.time() + settings.llm_stream_idle_timeout_s if received else first_by
+                )
+                try:
+                    async with waiting:
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                received = True
+                if chunk.usage is not None:
+                    usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        parts.append(delta.content)
+                        chars += len(delta.content)
+                    if delta.refusal:
+                        refusal.append(delta.refusal)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                await heartbeat.tick(spend.output_tokens + (chars + 3) // 4)
+        except TimeoutError:
+            if not waiting.expired():
+                raise  # the total deadline: handled by generate
+            spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
+            if received:
+                message = f"the answer stalled for {settings.llm_stream_idle_timeout_s:g} s"
+            else:
+                message = f"no answer within {settings.llm_first_token_timeout_s:g} s"
+            raise spend.error(ErrorCode.LLM_TIMEOUT, message, retryable=True) from None
+        except BaseException:
+            if received or stream is not None:
+                # Cancelled or failed midway: count what the provider has likely billed.
+                spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
+            raise
+        finally:
+            if stream is not None:
+                await asyncio.shield(stream.close())
+        text = "".join(parts)
+        if usage is None:
+            usage = (estimate_prompt_tokens(messages), estimate_tokens(text))
+        spend.add(*usage)
+        return _Answer(text, finish, "".join(refusal) or None)
+
+    async def _complete(
+        self, params: dict[str, Any], messages: list[dict[str, str]], spend: Spend
+    ) -> _Answer:
+        completion = await self._client.chat.completions.create(**params, stream=False)
+        choice = completion.choices[0] if completion.choices else None
+        text = (choice.message.content or "") if choice else ""
+        if completion.usage is not None:
+            spend.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        else:
+            spend.add(estimate_prompt_tokens(messages), estimate_tokens(text))
+        return _Answer(
+            text,
+            choice.finish_reason if choice else None,
+            (choice.message.refusal or None) if choice else None,
+        )
+
+
+def make_openai_client(settings: Settings) -> AsyncOpenAI:
+    """``max_retries=0``: the work queue owns retries. The HTTP timeout is per read, so it is
+    only a backstop; ``generate`` enforces the total deadline itself."""
+    total = settings.llm_timeout_s
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "unused"
+    return AsyncOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=key,
+        max_retries=0,
+        timeout=openai.Timeout(total + 5, connect=min(10.0, total)),
+    )
+
+
+def schema_name(name: str) -> str:
+    """response_format names allow letters, digits, _ and - (64 at most)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
+
+
+def _status_error(error: openai.APIStatusError) -> LLMError:
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return error_for_status(
+        error.status_code,
+        code=error.code,
+        message=str(message or error.message),
+        headers=cast(Any, error.response.headers),
+    )

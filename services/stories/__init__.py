@@ -1,0 +1,1 @@
+"""The stories stage: epic → user stories (one LLM call per epic returns all its stories)."""
