@@ -102,6 +102,8 @@ _REQUIREMENT_WORDS = (
     "shall",
     "need",
     "needs",
+    "want",
+    "wants",
     "will",
     "allow",
     "allows",

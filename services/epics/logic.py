@@ -17,7 +17,7 @@ from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import shorten, stable_id
 
 PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "epic.v1.md")
-CARDS_PER_EPIC = 3
+CARDS_PER_EPIC = 2.5
 MAX_EPICS = 12
 
 

@@ -144,7 +144,9 @@ class Settings(BaseSettings):
         "repair re-ask included; then llm_timeout.",
     )
     llm_first_token_timeout_s: float = Field(
-        default=30.0, gt=0, description="No first byte of an answer this long: llm_timeout."
+        default=30.0,
+        gt=0,
+        description="A streaming answer whose first byte takes this long: llm_timeout.",
     )
     llm_stream_idle_timeout_s: float = Field(
         default=20.0,

@@ -163,7 +163,9 @@ def in_context(epic: Epic, story: Story) -> StoryInContext:
 
 # --- the offline draft: deterministic, from the requirements' own words --------------------
 
-_AS_A = re.compile(r"\bas an? ([a-z][a-z \-]{1,30}?)\s*(?:,|\bi\b|\bwe\b|$)", re.IGNORECASE)
+_AS_A = re.compile(
+    r"\bas an? (?!result\b)([a-z][a-z \-]{1,30}?)\s*(?:,|\bi\b|\bwe\b|$)", re.IGNORECASE
+)
 _OPENING = re.compile(
     r"^\s*(?:as an? [^,]{1,40}?,?\s+)?(?:i|we)\s+(?:want|need|would like)\s+(?:to\s+)?",
     re.IGNORECASE,
@@ -183,13 +185,14 @@ _THIRD_PERSON = re.compile(r"\bI\b(?![/'])|\b(?:[Mm]e|[Mm]y|[Mm]ine|[Mm]yself)\b
 # Words in the requirements → story points (beyond the last: 13).
 _POINTS_BY_WORDS: tuple[tuple[int, Points], ...] = ((6, 1), (12, 2), (20, 3), (35, 5), (60, 8))
 # Common verbs, so a bullet like "Export invoices to CSV" becomes "to export invoices to CSV".
-_VERBS = frozenset(
-    """add allow approve archive assign book cancel change close compare configure create
-    delete display download edit enable export filter find generate hide import invite keep
-    list log manage mark merge move notify open pay print provide rate receive remember
-    request reset restore review save schedule search see select send share show sign sort
-    submit support sync track translate undo update upload validate view""".split()
-)
+_VERB_WORDS = """
+    add allow approve archive assign book cancel change close compare configure create delete
+    display download edit enable export filter find generate hide import invite keep list log
+    manage mark merge move notify open pay print provide rate receive remember request reset
+    restore review save schedule search see select send share show sign sort submit support
+    sync track translate undo update upload validate view
+"""
+_VERBS = frozenset(_VERB_WORDS.split())
 
 
 def offline_draft(epic: Epic) -> StoriesDraft:
@@ -263,7 +266,9 @@ def _want(text: str) -> str:
             return f"to {action}"
         return f"{_lower_first(subject)} to {action}"
     first = core.split(" ", 1)[0].lower()
-    return f"to {_lower_first(core)}" if first in _VERBS else _lower_first(core)
+    if first in _VERBS:
+        return f"to {_lower_first(core)}"
+    return _lower_first(core) or "what this requirement asks for"
 
 
 def _action(want: str) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from pydantic import BaseModel, Field
@@ -83,11 +83,14 @@ async def test_offline_provider_returns_the_stage_draft_marked_offline() -> None
     p = result.provenance
     assert (p.provider, p.model, p.offline, p.cached) == ("offline", "offline", True, False)
     assert p.prompt_version == "stories.v1"
-    assert p.cost_usd == 0 and p.attempts == 1 and p.repairs == 0
+    assert p.cost_usd == 0
+    assert p.attempts == 1
+    assert p.repairs == 0
     assert p.output_tokens == estimate_tokens(DRAFT.model_dump_json())
     assert p.input_tokens == estimate_tokens("sys" + "u" * 40)
     assert ticks.values == [p.output_tokens]  # no latency: once, at the end
-    assert client.offline and client.provider == "offline"
+    assert client.offline
+    assert client.provider == "offline"
 
 
 async def test_offline_drafts_are_not_cached() -> None:
@@ -134,7 +137,8 @@ def test_build_llm_client_picks_the_provider_from_settings() -> None:
         ),
         None,
     )
-    assert client.provider == "openai" and not client.offline
+    assert client.provider == "openai"
+    assert not client.offline
     assert client.model_for("stories") == "m1"
     assert client.model_for("epics") == "m2"
 
@@ -199,9 +203,11 @@ async def test_a_repeated_request_is_served_from_the_cache_without_paying() -> N
 
     assert provider.calls == 1
     assert second.output == first.output
-    assert not first.provenance.cached and first.provenance.cost_usd == 0.25
+    assert not first.provenance.cached
+    assert first.provenance.cost_usd == 0.25
     p = second.provenance
-    assert p.cached and p.cost_usd == 0
+    assert p.cached
+    assert p.cost_usd == 0
     # What the answer took when it was paid for, as recorded.
     assert (p.input_tokens, p.output_tokens, p.attempts, p.repairs) == (100, 50, 2, 1)
     assert p.duration_s < 1
@@ -282,7 +288,8 @@ async def test_memory_cache_put_keeps_the_first_entry() -> None:
     await cache.put("k", CachedAnswer('{"a": 1}', p))
     await cache.put("k", CachedAnswer('{"a": 2}', p))
     entry = await cache.get("k")
-    assert entry is not None and entry.output_json == '{"a": 1}'
+    assert entry is not None
+    assert entry.output_json == '{"a": 1}'
 
 
 # --- prices --------------------------------------------------------------------------------
@@ -362,9 +369,7 @@ def test_context_overflow_is_recognised_by_code_or_message() -> None:
 
 
 def test_llm_error_carries_its_code_message_and_spend() -> None:
-    error = LLMError(
-        ErrorCode.LLM_TIMEOUT, "stalled", retryable=True, attempts=2, output_tokens=7
-    )
+    error = LLMError(ErrorCode.LLM_TIMEOUT, "stalled", retryable=True, attempts=2, output_tokens=7)
     assert str(error) == "stalled"
     assert (error.attempts, error.output_tokens, error.cost_usd) == (2, 7, 0.0)
     assert error.retry_after_s is None

@@ -157,7 +157,6 @@ class OpenAIProvider:
         except openai.APIStatusError as error:
             raise spend.charge(_status_error(error)) from None
         except openai.APITimeoutError:
-            spend.add(estimate_prompt_tokens(messages), 0)
             raise spend.error(
                 ErrorCode.LLM_TIMEOUT, "the LLM provider connection timed out", retryable=True
             ) from None
@@ -232,10 +231,8 @@ class OpenAIProvider:
             else:
                 message = f"no answer within {settings.llm_first_token_timeout_s:g} s"
             raise spend.error(ErrorCode.LLM_TIMEOUT, message, retryable=True) from None
-        except BaseException:
-            if received or stream is not None:
-                # Cancelled or failed midway: count what the provider has likely billed.
-                spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
+        except BaseException as error:
+            _charge_abandoned(spend, messages, chars, error, opened=stream is not None)
             raise
         finally:
             if stream is not None:
@@ -249,7 +246,11 @@ class OpenAIProvider:
     async def _complete(
         self, params: dict[str, Any], messages: list[dict[str, str]], spend: Spend
     ) -> _Answer:
-        completion = await self._client.chat.completions.create(**params, stream=False)
+        try:
+            completion = await self._client.chat.completions.create(**params, stream=False)
+        except BaseException as error:
+            _charge_abandoned(spend, messages, 0, error, opened=False)
+            raise
         choice = completion.choices[0] if completion.choices else None
         text = (choice.message.content or "") if choice else ""
         if completion.usage is not None:
@@ -261,6 +262,23 @@ class OpenAIProvider:
             choice.finish_reason if choice else None,
             (choice.message.refusal or None) if choice else None,
         )
+
+
+def _charge_abandoned(
+    spend: Spend, messages: list[dict[str, str]], chars: int, error: BaseException, *, opened: bool
+) -> None:
+    """A call given up on (timeout, cancel, broken stream) was likely billed for the prompt
+    and what streamed: count an estimate, so budgets see it. An error answer, or no
+    connection at all, cost nothing."""
+    if isinstance(error, openai.APIStatusError):
+        return
+    if (
+        not opened
+        and isinstance(error, openai.APIConnectionError)
+        and not isinstance(error, openai.APITimeoutError)
+    ):
+        return
+    spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
 
 
 def make_openai_client(settings: Settings) -> AsyncOpenAI:

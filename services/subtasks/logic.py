@@ -1,0 +1,304 @@
+"""Pure logic of the subtasks stage: prompt inputs, the LLM's output model with the schema and
+check that hold it to the run's options, position-based subtask ids, the resulting
+``Subtask`` list with dependencies on siblings, and the offline draft."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from contracts.backlog import Story, Subtask, SubtaskKind
+from contracts.events import StoryInContext, SubtaskOptions
+from services.runtime.prompts import PromptTemplate, fence, load_prompt
+from services.runtime.text import shorten, stable_id
+
+PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "subtasks.v1.md")
+MAX_SUBTASKS = 20  # SubtaskOptions.max_per_story's own ceiling
+MIN_HOURS = 0.5
+MAX_HOURS = 40.0
+
+
+class DraftSubtask(BaseModel):
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field(min_length=1)
+    kind: SubtaskKind
+    estimate_hours: float = Field(ge=MIN_HOURS, le=MAX_HOURS)
+    depends_on: list[int] = Field(
+        description="Positions (from 0) of earlier subtasks in this list that come first."
+    )
+
+
+class SubtasksDraft(BaseModel):
+    """What the LLM (or the offline provider) returns for one story."""
+
+    subtasks: list[DraftSubtask] = Field(min_length=1, max_length=MAX_SUBTASKS)
+
+
+_SCHEMA: dict[str, Any] = SubtasksDraft.model_json_schema()
+
+
+def bounds(options: SubtaskOptions) -> tuple[int, int]:
+    """(fewest, most) subtasks per story. The options do not forbid min > max; read
+    reversed bounds as the range they span rather than as an impossible request."""
+    low, high = sorted((options.min_per_story, options.max_per_story))
+    return low, high
+
+
+def allowed_kinds(options: SubtaskOptions) -> list[SubtaskKind]:
+    return [
+        kind
+        for kind in SubtaskKind
+        if (kind is not SubtaskKind.TEST or options.include_tests)
+        and (kind is not SubtaskKind.DOCS or options.include_docs)
+    ]
+
+
+def json_schema(options: SubtaskOptions) -> dict[str, Any]:
+    """The output schema narrowed to the options: how many subtasks, and which kinds."""
+    low, high = bounds(options)
+    schema = copy.deepcopy(_SCHEMA)
+    schema["properties"]["subtasks"].update(minItems=low, maxItems=high)
+    properties = schema["$defs"]["DraftSubtask"]["properties"]
+    properties["kind"] = {
+        "type": "string",
+        "enum": [k.value for k in allowed_kinds(options)],
+        "title": "Kind",
+    }
+    properties["depends_on"]["items"] = {"type": "integer", "minimum": 0}
+    schema["$defs"].pop("SubtaskKind", None)  # no longer referenced
+    return schema
+
+
+def validate(options: SubtaskOptions) -> Callable[[SubtasksDraft], None]:
+    """The options as a check on the answer (providers need not enforce the schema), and
+    dependencies only on earlier subtasks, so the order is always a valid plan and no cycle
+    can exist. Messages name positions and rules, never the answer's text."""
+    low, high = bounds(options)
+    allowed = set(allowed_kinds(options))
+
+    def check(draft: SubtasksDraft) -> None:
+        count = len(draft.subtasks)
+        if not low <= count <= high:
+            raise ValueError(f"{count} subtasks given; write between {low} and {high}")
+        for index, subtask in enumerate(draft.subtasks):
+            if subtask.kind not in allowed:
+                raise ValueError(
+                    f"subtask {index} is of kind {subtask.kind.value}, which the settings "
+                    f"exclude (allowed: {', '.join(k.value for k in SubtaskKind if k in allowed)})"
+                )
+            if any(not 0 <= d < index for d in subtask.depends_on):
+                raise ValueError(
+                    f"subtask {index} depends on a position that is not an earlier subtask "
+                    "(depends_on names earlier positions only, counting from 0)"
+                )
+
+    return check
+
+
+def options_text(options: SubtaskOptions) -> str:
+    """The options spelled out for the prompt (trusted: they come from the run, not a card)."""
+    low, high = bounds(options)
+    count = f"exactly {low}" if low == high else f"between {low} and {high}"
+    tests = (
+        'Include test subtasks (kind "test") for the acceptance criteria.'
+        if options.include_tests
+        else 'Write no test subtasks: kind "test" is not allowed.'
+    )
+    docs = (
+        'Include a documentation subtask (kind "docs") where users or developers need one.'
+        if options.include_docs
+        else 'Write no documentation subtasks: kind "docs" is not allowed.'
+    )
+    return f"- Write {count} subtasks.\n- {tests}\n- {docs}"
+
+
+def messages(story_in_context: StoryInContext, options: SubtaskOptions) -> list[dict[str, str]]:
+    # Every story field was written from card text: untrusted as much as the cards.
+    story = story_in_context.story
+    lines = [
+        f"Epic: {story_in_context.epic_title}",
+        f"Story: {story.title}",
+        f"As a {story.as_a}, I want {story.i_want}, so that {story.so_that}.",
+        f"Priority: {story.priority.value}; estimate: {story.estimate_points} points",
+        "Acceptance criteria:",
+        *(
+            f"{n}. Given {c.given}, when {c.when}, then {c.then}"
+            for n, c in enumerate(story.acceptance_criteria, start=1)
+        ),
+    ]
+    requirements = [f"- [{r.id}] {r.text}" for r in story_in_context.requirements]
+    return PROMPT.render(
+        options=options_text(options),
+        story=fence("story", "\n".join(lines)),
+        requirements=fence("requirements", "\n".join(requirements) or "(none listed)"),
+    )
+
+
+def cache_input(story_in_context: StoryInContext, options: SubtaskOptions) -> str:
+    """What the answer depends on: the story's text, its requirements and the options; not
+    the story's id (same text and options, same answer: ids are given afterwards)."""
+    story = story_in_context.story.model_dump(mode="json", exclude={"story_id", "epic_id", "order"})
+    return json.dumps(
+        {
+            "story": story,
+            "epic_title": story_in_context.epic_title,
+            "requirements": [r.text for r in story_in_context.requirements],
+            "options": options.model_dump(mode="json"),
+        },
+        sort_keys=True,
+    )
+
+
+def subtask_id(story_id: str, index: int) -> str:
+    """By position, not content: regenerating a story's subtasks updates them in place."""
+    return stable_id(story_id, "subtask", str(index))
+
+
+def to_subtasks(story: Story, draft: SubtasksDraft) -> list[Subtask]:
+    ids = [subtask_id(story.story_id, index) for index in range(len(draft.subtasks))]
+    return [
+        Subtask(
+            subtask_id=ids[index],
+            story_id=story.story_id,
+            title=subtask.title.strip(),
+            description=subtask.description.strip(),
+            kind=subtask.kind,
+            estimate_hours=subtask.estimate_hours,
+            order=index,
+            # Only earlier siblings (``validate`` rejects the rest; this keeps a draft that
+            # skipped it acyclic too), each once, in list order.
+            depends_on=[ids[d] for d in sorted(set(subtask.depends_on)) if 0 <= d < index],
+        )
+        for index, subtask in enumerate(draft.subtasks)
+    ]
+
+
+# --- the offline draft: deterministic, from the story's own words -------------------------
+
+
+@dataclass
+class _Dev:
+    """One dev subtask in the making: the requirement (or criterion) texts it implements."""
+
+    sources: list[str]
+    extras: list[str] = field(default_factory=list)
+    extra_hours: float = 0.0
+
+
+def offline_draft(story_in_context: StoryInContext, options: SubtaskOptions) -> SubtasksDraft:
+    """Dev subtasks from the requirements (or the criteria), then a test and a docs subtask
+    as the options ask, fitted to the options' range by merging dev subtasks or adding
+    review and release ones; for running without an LLM."""
+    story = story_in_context.story
+    low, high = bounds(options)
+    title = shorten(story.title, 90)
+    sources = [r.text for r in story_in_context.requirements] or [
+        f"when {c.when}, then {c.then}" for c in story.acceptance_criteria
+    ]
+    devs = [_Dev([text]) for text in (sources or [story.i_want])]
+    extras: list[DraftSubtask] = []
+    if options.include_tests:
+        extras.append(_test(story, title))
+    if options.include_docs:
+        extras.append(_docs(story, title))
+    # Too many: merge the last two dev subtasks, then fold docs and tests into the dev work
+    # (the team asked for fewer subtasks, not for less work).
+    while len(devs) + len(extras) > high and len(devs) > 1:
+        last = devs.pop()
+        devs[-1].sources += last.sources
+        devs[-1].extras += last.extras
+        devs[-1].extra_hours += last.extra_hours
+    while len(devs) + len(extras) > high:
+        folded = extras.pop()
+        devs[-1].extras.append(f"Also: {folded.description}")
+        devs[-1].extra_hours += folded.estimate_hours
+    subtasks = [_dev_subtask(dev) for dev in devs]
+    dev_indexes = list(range(len(subtasks)))
+    subtasks += [extra.model_copy(update={"depends_on": dev_indexes}) for extra in extras]
+    # Too few: review passes, and a release as the last step.
+    missing = low - len(subtasks)
+    for round_ in range(1, missing):
+        subtasks.append(_review(title, round_, len(subtasks)))
+    if missing > 0:
+        subtasks.append(_release(title, len(subtasks)))
+    return SubtasksDraft(subtasks=subtasks)
+
+
+def _hours(text: str) -> float:
+    """Bigger requirements take longer."""
+    words = len(text.split())
+    return next((hours for limit, hours in ((8, 2.0), (20, 4.0), (40, 6.0)) if words <= limit), 8.0)
+
+
+def _clamp(hours: float) -> float:
+    return min(MAX_HOURS, max(MIN_HOURS, hours))
+
+
+def _dev_subtask(dev: _Dev) -> DraftSubtask:
+    names = "; ".join(shorten(s.rstrip("."), 60) for s in dev.sources)
+    description = " ".join(
+        ["Build what the requirement asks for:", *(f"“{shorten(s, 300)}”" for s in dev.sources)]
+    )
+    if dev.extras:
+        description += "\n" + "\n".join(dev.extras)
+    return DraftSubtask(
+        title=shorten(f"Implement: {names}", 120),
+        description=description,
+        kind=SubtaskKind.DEV,
+        estimate_hours=_clamp(sum(_hours(s) for s in dev.sources) + dev.extra_hours),
+        depends_on=[],
+    )
+
+
+def _test(story: Story, title: str) -> DraftSubtask:
+    criteria = [
+        shorten(f"given {c.given}, when {c.when}, then {c.then}", 200)
+        for c in story.acceptance_criteria
+    ]
+    what = "the acceptance criteria: " + "; ".join(criteria) if criteria else story.i_want
+    return DraftSubtask(
+        title=f"Test: {title}",
+        description=f"Write automated tests for {what}.",
+        kind=SubtaskKind.TEST,
+        estimate_hours=_clamp(1.0 + 0.5 * len(criteria)),
+        depends_on=[],
+    )
+
+
+def _docs(story: Story, title: str) -> DraftSubtask:
+    return DraftSubtask(
+        title=f"Document: {title}",
+        description=f"Describe for users what changes for the {story.as_a} (“I want "
+        f"{story.i_want}”), and note any settings and limits for developers.",
+        kind=SubtaskKind.DOCS,
+        estimate_hours=1.0,
+        depends_on=[],
+    )
+
+
+def _review(title: str, round_: int, count: int) -> DraftSubtask:
+    suffix = "" if round_ == 1 else f" (round {round_})"
+    return DraftSubtask(
+        title=f"Review and refine: {title}{suffix}",
+        description="Review the work so far against the acceptance criteria and fix what "
+        "falls short.",
+        kind=SubtaskKind.DEV,
+        estimate_hours=2.0,
+        depends_on=list(range(count)),
+    )
+
+
+def _release(title: str, count: int) -> DraftSubtask:
+    return DraftSubtask(
+        title=f"Release: {title}",
+        description="Deploy the change, check it works in production, and watch for errors.",
+        kind=SubtaskKind.OPS,
+        estimate_hours=1.0,
+        depends_on=list(range(count)),
+    )

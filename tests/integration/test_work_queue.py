@@ -1,0 +1,239 @@
+"""The work queue and the item runner on real databases (SQLite and PostgreSQL), with a
+stage worker whose behaviour each item's payload chooses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from contracts import root_envelope
+from contracts.backlog import Provenance
+from contracts.events import ErrorCode, Stage
+from services.runtime.db import make_engine, make_sessions
+from services.runtime.migrate import migrate
+from services.runtime.settings import Settings
+from services.runtime.tables import outbox
+from services.runtime.work import ItemFailure, ItemRunner, NewItem, WorkItem, WorkQueue, WorkRun
+from services.runtime.work.queue import ItemState
+from tests.support.wait import until
+
+pytestmark = pytest.mark.integration
+
+PROVENANCE = Provenance(provider="fake", model="fake", prompt_version="v1", offline=True)
+
+
+@dataclass
+class FakeWorker:
+    in_flight: int = 0
+    peak: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+    committed: list[str] = field(default_factory=list)
+    finished_runs: list[str] = field(default_factory=list)
+
+    async def process(self, item: WorkItem, on_tokens: Any) -> str:
+        self.calls[item.item_id] = self.calls.get(item.item_id, 0) + 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            behaviour = item.payload.get("do", "ok")
+            for tokens in range(0, int(item.payload.get("ticks", 1))):
+                await on_tokens(tokens * 10)
+                await asyncio.sleep(item.payload.get("tick_s", 0.05))
+            if behaviour == "flaky" and self.calls[item.item_id] < 2:
+                raise ItemFailure(
+                    ErrorCode.LLM_UNAVAILABLE, "503", retryable=True, retry_after_s=0.1
+                )
+            if behaviour == "refused":
+                raise ItemFailure(ErrorCode.LLM_REFUSED, "no")
+            if behaviour == "always_unavailable":
+                raise ItemFailure(
+                    ErrorCode.LLM_UNAVAILABLE, "down", retryable=True, retry_after_s=0.05
+                )
+            if behaviour == "hang":
+                await asyncio.sleep(3600)
+            return item.item_id
+        finally:
+            self.in_flight -= 1
+
+    async def commit(self, session: Any, item: WorkItem, outcome: str) -> Provenance:
+        self.committed.append(outcome)
+        return PROVENANCE
+
+    async def run_finished(self, session: Any, run: WorkRun) -> None:
+        self.finished_runs.append(run.run_id)
+
+
+@dataclass
+class Rig:
+    queue: WorkQueue
+    sessions: Any
+    settings: Settings
+    worker: FakeWorker
+
+    async def open(self, run_id: str, items: list[NewItem], close: bool = True) -> WorkRun:
+        command = root_envelope(
+            type="cardflow.x.requested",
+            schema_version=1,
+            source="t",
+            tenant_id="t1",
+            key=run_id,
+            data={},
+            run_id=run_id,
+        )
+        async with self.sessions.begin() as session:
+            run = await self.queue.open_run(
+                session, command, run_id=run_id, project_id="p1", pipeline=False, options={}
+            )
+            await self.queue.add_items(session, run, items)
+            if close:
+                await self.queue.close_run(session, run)
+        return run
+
+    async def states(self, run_id: str) -> dict[str, ItemState]:
+        async with self.sessions() as session:
+            return await self.queue.item_states(session, run_id)
+
+    async def progress(self, run_id: str) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            rows = await session.execute(select(outbox.c.payload).order_by(outbox.c.seq))
+        events = [json.loads(r.payload) for r in rows]
+        return [
+            e["data"]
+            for e in events
+            if e["type"] == "cardflow.run.progress" and e["run_id"] == run_id
+        ]
+
+    def runner(self, **overrides: Any) -> ItemRunner:
+        settings = self.settings.model_copy(update=overrides)
+        return ItemRunner(settings, self.sessions, self.queue, self.worker)
+
+
+@pytest.fixture
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    engine = make_engine(database_url)
+    await migrate(engine)
+    settings = Settings(
+        service_name="fake",
+        work_concurrency=3,
+        work_heartbeat_s=0.1,
+        work_lease_s=2,
+        work_retry_base_s=0.05,
+        work_retry_max_s=0.1,
+        work_poll_interval_s=0.05,
+        work_max_attempts=3,
+        work_item_deadline_s=5,
+        kafka_graceful_timeout_s=1,
+    )
+    yield Rig(WorkQueue(Stage.ANALYSIS, "fake"), make_sessions(engine), settings, FakeWorker())
+    await engine.dispose()
+
+
+async def run_until(
+    rig: Rig, runner: ItemRunner, run_id: str, expected: dict[str, ItemState]
+) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await until(
+            lambda: _states_are(rig, run_id, expected), timeout=20, what=f"states {expected}"
+        )
+    finally:
+        stop.set()
+        await task
+
+
+async def _states_are(rig: Rig, run_id: str, expected: dict[str, ItemState]) -> bool:
+    return await rig.states(run_id) == expected
+
+
+async def test_items_run_concurrently_under_the_cap_and_the_run_finishes_once(rig: Rig) -> None:
+    items = [NewItem(f"i{n}", f"item {n}", {"ticks": 4}) for n in range(7)]
+    await rig.open("r1", items)
+    await run_until(rig, rig.runner(), "r1", {i.item_id: ItemState.SUCCEEDED for i in items})
+    assert rig.worker.peak == 3
+    assert sorted(rig.worker.committed) == sorted(i.item_id for i in items)
+    assert rig.worker.finished_runs == ["r1"]
+    kinds = [e["kind"] for e in await rig.progress("r1")]
+    assert kinds[0] == "items_planned"
+    assert kinds.count("item_started") == 7
+    assert kinds.count("item_succeeded") == 7
+    assert kinds[-1] == "stage_finished"
+    assert "item_heartbeat" in kinds
+
+
+async def test_a_retryable_failure_is_retried_and_a_permanent_one_fails_with_its_code(
+    rig: Rig,
+) -> None:
+    await rig.open(
+        "r2",
+        [
+            NewItem("flaky", "f", {"do": "flaky"}),
+            NewItem("refused", "r", {"do": "refused"}),
+            NewItem("down", "d", {"do": "always_unavailable"}),
+        ],
+    )
+    await run_until(
+        rig,
+        rig.runner(),
+        "r2",
+        {"flaky": ItemState.SUCCEEDED, "refused": ItemState.FAILED, "down": ItemState.FAILED},
+    )
+    assert rig.worker.calls == {"flaky": 2, "refused": 1, "down": 3}
+    failed = {
+        e["item_id"]: e["error"]["code"]
+        for e in await rig.progress("r2")
+        if e["kind"] == "item_failed"
+    }
+    assert failed == {"refused": "llm_refused", "down": "llm_unavailable"}
+
+
+async def test_an_item_past_its_deadline_fails_as_a_timeout(rig: Rig) -> None:
+    await rig.open("r3", [NewItem("slow", "s", {"do": "hang"})])
+    runner = rig.runner(work_item_deadline_s=0.3, work_max_attempts=2)
+    await run_until(rig, runner, "r3", {"slow": ItemState.FAILED})
+    assert rig.worker.calls["slow"] == 2
+    (failure,) = [e for e in await rig.progress("r3") if e["kind"] == "item_failed"]
+    assert failure["error"]["code"] == "llm_timeout"
+
+
+async def test_an_item_whose_owner_vanished_is_claimed_again_after_its_lease(rig: Rig) -> None:
+    await rig.open("r4", [NewItem("orphan", "o")])
+    async with rig.sessions.begin() as session:
+        (claimed,) = await rig.queue.claim(session, "dead-replica", 5, lease_s=0.3)
+    assert claimed.attempts == 1
+    async with rig.sessions.begin() as session:
+        assert await rig.queue.claim(session, "other", 5, lease_s=5) == []
+    await run_until(rig, rig.runner(), "r4", {"orphan": ItemState.SUCCEEDED})
+    async with rig.sessions.begin() as session:
+        # The vanished owner can no longer change the item.
+        assert not await rig.queue.fail(
+            session, claimed, "dead-replica", ErrorCode.INTERNAL, "late"
+        )
+
+
+async def test_waiting_items_start_only_when_their_input_is_released(rig: Rig) -> None:
+    await rig.open("r5", [NewItem("ready", "r"), NewItem("later", "l", wait_key="card:later")])
+    await run_until(
+        rig, rig.runner(), "r5", {"ready": ItemState.SUCCEEDED, "later": ItemState.WAITING}
+    )
+    assert rig.worker.finished_runs == []
+    async with rig.sessions.begin() as session:
+        assert await rig.queue.release(session, "card:later") == 1
+    await run_until(
+        rig, rig.runner(), "r5", {"ready": ItemState.SUCCEEDED, "later": ItemState.SUCCEEDED}
+    )
+    assert rig.worker.finished_runs == ["r5"]
+
+
+async def test_a_redelivered_command_adds_no_item_twice(rig: Rig) -> None:
+    items = [NewItem("a", "a"), NewItem("b", "b")]
+    run = await rig.open("r6", items, close=False)
+    async with rig.sessions.begin() as session:
+        assert await rig.queue.add_items(session, run, items) == []
+    assert set(await rig.states("r6")) == {"a", "b"}
