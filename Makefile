@@ -45,10 +45,12 @@ fmt: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Regenerate contracts/schemas/ (JSON Schema of every registered model, topics.json).
+# Regenerate contracts/schemas/ (JSON Schema of every registered model, topics.json, and the
+# AsyncAPI document asyncapi.json).
 .PHONY: schemas
 schemas: venv
 	$(PY) -m contracts.schema
+	$(PY) -m contracts.asyncapi
 
 test: venv kafka-jars lint
 	$(PY) -m pytest

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.backlog import CardAnalysis, Epic, Provenance, Requirement, Story, Subtask
 
@@ -47,6 +47,12 @@ class SubtaskOptions(_Payload):
     max_per_story: int = Field(default=6, ge=1, le=20)
     include_tests: bool = True
     include_docs: bool = True
+
+    @model_validator(mode="after")
+    def _range(self) -> SubtaskOptions:
+        if self.min_per_story > self.max_per_story:
+            raise ValueError("min_per_story must not exceed max_per_story")
+        return self
 
 
 class RunOptions(_Payload):

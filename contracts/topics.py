@@ -37,7 +37,7 @@ def dead_letter_topic(name: str) -> str:
 
 
 ANALYSIS_REQUESTED = Topic(
-    "cardflow.analysis.requested.v1", TopicKind.COMMAND, "card id", "Analyse cards of a run."
+    "cardflow.analysis.requested.v1", TopicKind.COMMAND, "run id", "Analyse cards of a run."
 )
 EPICS_REQUESTED = Topic(
     "cardflow.epics.requested.v1",
@@ -46,12 +46,15 @@ EPICS_REQUESTED = Topic(
     "Generate epics from analysed cards.",
 )
 STORIES_REQUESTED = Topic(
-    "cardflow.stories.requested.v1", TopicKind.COMMAND, "epic id", "Generate stories for epics."
+    "cardflow.stories.requested.v1",
+    TopicKind.COMMAND,
+    "epic id (run id when one request carries several epics)",
+    "Generate stories for epics.",
 )
 SUBTASKS_REQUESTED = Topic(
     "cardflow.subtasks.requested.v1",
     TopicKind.COMMAND,
-    "story id",
+    "epic id (a pipeline sends one per epic's stories; run id for a whole-scope request)",
     "Generate subtasks for stories.",
 )
 RUNS_CONTROL = Topic(

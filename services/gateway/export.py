@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -410,5 +411,6 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def export_filename(project: ProjectRef, fmt: ExportFormat) -> str:
     """A file name for ``Content-Disposition``: ``<project-slug>-backlog.<ext>``."""
-    slug = _SLUG.sub("-", project.name.lower()).strip("-")[:60].strip("-") or project.id
+    ascii_name = unicodedata.normalize("NFKD", project.name).encode("ascii", "ignore").decode()
+    slug = _SLUG.sub("-", ascii_name.lower()).strip("-")[:60].strip("-") or project.id
     return f"{slug}-backlog.{FILE_EXTENSIONS[fmt]}"

@@ -202,11 +202,14 @@ def _error_lines(
 
 # --- the final tree ------------------------------------------------------------------------
 
+_EpicOutline = tuple[str, list[tuple[str, int]]]
+"""(epic title, [(story title, subtask count)])"""
+
 _TREE_UNICODE = ("├─ ", "└─ ", "│  ", "   ")
 _TREE_ASCII = ("+- ", "`- ", "|  ", "   ")
 
 
-def _outline(backlog: Backlog | Mapping[str, Any]) -> tuple[str, list[tuple[str, list[int]]]]:
+def _outline(backlog: Backlog | Mapping[str, Any]) -> tuple[str, list[_EpicOutline]]:
     """(project name, [(epic title, [(story title, subtask count)])]) from either shape."""
     if isinstance(backlog, Backlog):
         ordered = backlog.ordered()
@@ -216,7 +219,7 @@ def _outline(backlog: Backlog | Mapping[str, Any]) -> tuple[str, list[tuple[str,
         ]
     project = backlog.get("project")
     name = one_line(project.get("name")) if isinstance(project, Mapping) else "Backlog"
-    epics = []
+    epics: list[_EpicOutline] = []
     for entry in backlog.get("epics") or []:
         stories = [
             (str((child.get("story") or {}).get("title", "?")), len(child.get("subtasks") or []))

@@ -5,9 +5,9 @@ All or nothing: :func:`split_upload` returns every card or raises; the route mus
 whole file before it stores or publishes anything.
 
 **Format** comes from the file name's extension (``.md``/``.markdown``, ``.txt``,
-``.csv``/``.tsv``, ``.json``); only a name without a known-or-unknown extension falls back to
-the declared content type (``text/markdown``, ``text/plain``, ``text/csv``, ``application/json``).
-A name with another extension is refused even when the content type looks textual.
+``.csv``/``.tsv``, ``.json``); only a name without any extension falls back to the declared
+content type (``text/markdown``, ``text/plain``, ``text/csv``, ``application/json``). A name
+with another extension is refused even when the content type looks textual.
 
 **Encoding** is read from the bytes, never from a declared charset: a UTF-16 BOM, else UTF-8
 (with or without BOM); ``.csv``/``.tsv``/``.txt`` then fall back to Windows-1252, which is
@@ -28,9 +28,10 @@ bullet list gives a card per top-level bullet; any other file without headings i
 ``.txt``. Fenced code and YAML front matter are never split.
 
 **Text**: a card per paragraph (blocks separated by blank lines); a paragraph ending with
-``:`` keeps the next one. A short first line without closing punctuation is the title and the
-rest the body; otherwise the title is the first sentence, cut to 80 characters, and the body is
-the whole paragraph.
+``:`` keeps the next one. A first line that reads as a heading (up to 80 characters, no closing
+punctuation, the next line not going on in lower case) is the title and the rest the body;
+otherwise the title is the first sentence, cut to 80 characters, and the body is the whole
+paragraph.
 
 **CSV**: the first row is the header; the delimiter (``,`` ``;`` tab ``|``) is the one whose
 header names the most known columns. Title, body and id columns are found by name,
@@ -62,6 +63,7 @@ from enum import StrEnum
 from typing import Any
 
 from services.gateway.problems import Problem
+from services.runtime.settings import Settings
 
 TITLE_MAX_CHARS = 200
 DERIVED_TITLE_CHARS = 80
@@ -120,7 +122,7 @@ class UploadLimits:
     max_card_chars: int = 20_000
 
     @classmethod
-    def from_settings(cls, settings: Any) -> UploadLimits:
+    def from_settings(cls, settings: Settings) -> UploadLimits:
         """From ``services.runtime.settings.Settings`` (its ``upload_max_*`` fields)."""
         return cls(
             max_file_bytes=settings.upload_max_file_bytes,
@@ -191,7 +193,7 @@ def split_upload(
     text = decode(data, fmt)
     if fmt is UploadFormat.CSV:
         tab_first = (file_name or "").lower().endswith(".tsv")
-        raw = _csv_cards(text, tab_first=tab_first)
+        raw = _csv_cards(text, tab_first=tab_first, max_card_chars=limits.max_card_chars)
     elif fmt is UploadFormat.JSON:
         raw = _json_cards(text)
     elif fmt is UploadFormat.MARKDOWN:
@@ -316,9 +318,10 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + "…"
 
 
-def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS) -> str:
+def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS, *, markdown: bool = True) -> str:
     """A title from a body: the first sentence of its first paragraph (or of its first bullet
-    or heading), without Markdown marks, cut at a word to ``limit`` characters."""
+    or heading), cut at a word to ``limit`` characters; without Markdown marks (bold, code,
+    links) when ``markdown``."""
     lines = body.split("\n")
     for index, line in enumerate(lines):
         if not line.strip():
@@ -332,7 +335,8 @@ def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS) -> str:
                 if _HEADING_MARKER.match(following):
                     break
                 parts.append(following)
-        text = plain_title(" ".join(parts))
+        joined = " ".join(parts)
+        text = plain_title(joined) if markdown else clean_title(joined)
         if not text:
             continue
         sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
@@ -352,6 +356,8 @@ class _Raw:
     external_id: str | None
     where: str
     """Where it came from, for messages: "line 12", "row 5", "item [3]"."""
+    markdown: bool = False
+    """Title and body are Markdown: marks are taken out of titles."""
 
 
 def _finish(raw: Iterable[_Raw], limits: UploadLimits) -> list[CardDraft]:
@@ -359,11 +365,15 @@ def _finish(raw: Iterable[_Raw], limits: UploadLimits) -> list[CardDraft]:
     seen_ids: dict[str, str] = {}
     for item in raw:
         body = clean_body(item.body)
-        title = plain_title(item.title)
+        title = plain_title(item.title) if item.markdown else clean_title(item.title)
         if not title and not body:
             continue
         if not title:
-            title = derive_title(body)
+            title = (
+                derive_title(body, markdown=item.markdown)
+                or shorten(clean_title(body), DERIVED_TITLE_CHARS)
+                or f"Card {len(cards) + 1}"
+            )
         elif len(title) > TITLE_MAX_CHARS:
             full = title
             title = shorten(full, TITLE_MAX_CHARS)
@@ -442,7 +452,7 @@ def _blocks(lines: list[str], first_line: int = 1) -> Iterator[tuple[int, list[s
         yield pending
 
 
-def _paragraph_card(start: int, block: list[str]) -> _Raw:
+def _paragraph_card(start: int, block: list[str], *, markdown: bool) -> _Raw:
     """Title and body of a paragraph: a short first line that reads as a heading (no closing
     punctuation, not a bullet, the next line not continuing its sentence in lower case) is
     the title; otherwise the title is derived and the body is the whole paragraph."""
@@ -455,14 +465,14 @@ def _paragraph_card(start: int, block: list[str]) -> _Raw:
         and not _LIST_MARKER.match(block[0])
         and not following[0].islower()
     ):
-        return _Raw(first.rstrip(":"), "\n".join(block[1:]), None, f"line {start}")
-    return _Raw("", "\n".join(block), None, f"line {start}")
+        return _Raw(first.rstrip(":"), "\n".join(block[1:]), None, f"line {start}", markdown)
+    return _Raw("", "\n".join(block), None, f"line {start}", markdown)
 
 
 def _text_cards(text: str) -> Iterator[_Raw]:
     lines = _normalise_newlines(text).split("\n")
     for start, block in _blocks(lines):
-        yield _paragraph_card(start, block)
+        yield _paragraph_card(start, block, markdown=False)
 
 
 # --- markdown -------------------------------------------------------------------------------
@@ -472,15 +482,20 @@ _SETEXT = re.compile(r"^ {0,3}(=+|-{2,})[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _TOP_BULLET = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)")
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$")
+_BULLET_START = frozenset("-*+0123456789")
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
-    number: int
-    text: str
-    heading: int = 0
-    """Heading level, 0 for content."""
-    title: str = ""
+@dataclass(slots=True)
+class _MarkdownScan:
+    """The file's lines (after front matter) with their headings found, outside code."""
+
+    lines: list[str]
+    first_line: int
+    """1-based line number of ``lines[0]`` in the file."""
+    headings: dict[int, int]
+    """Index in ``lines`` → heading level, in line order."""
+    underlines: set[int]
+    """Indexes of setext underlines: part of their heading, not of any body."""
 
 
 def _front_matter_lines(lines: list[str]) -> int:
@@ -493,111 +508,132 @@ def _front_matter_lines(lines: list[str]) -> int:
     return 0
 
 
-def _scan_markdown(lines: list[str], first_line: int) -> list[_Line]:
-    """Lines marked with heading levels (ATX and one-line setext), outside fenced code."""
-    out: list[_Line] = []
+def _scan_markdown(text: str) -> _MarkdownScan:
+    """ATX and one-line setext headings, outside fenced code; one pass, regexes only on the
+    few lines whose first character could open a heading or a fence."""
+    all_lines = _normalise_newlines(text).split("\n")
+    skip = _front_matter_lines(all_lines)
+    lines = all_lines[skip:]
+    headings: dict[int, int] = {}
+    underlines: set[int] = set()
     fence: str | None = None
-    for offset, text in enumerate(lines):
-        number = first_line + offset
-        fence_match = _FENCE.match(text)
+    for index, line in enumerate(lines):
+        lead = line.lstrip(" ")[:1]
+        if lead not in ("#", "`", "~", "=", "-"):
+            continue
+        fence_match = _FENCE.match(line) if lead in ("`", "~") else None
         if fence is not None:
             if fence_match and fence_match[1][0] == fence[0] and len(fence_match[1]) >= len(fence):
                 fence = None
-            out.append(_Line(number, text))
             continue
         if fence_match:
             fence = fence_match[1]
-            out.append(_Line(number, text))
             continue
-        atx = _ATX.match(text)
-        if atx:
-            out.append(_Line(number, text, len(atx[1]), atx[2] or ""))
-            continue
-        setext = _SETEXT.match(text)
-        if setext and out and _is_setext_text(out):
-            previous = out.pop()
-            level = 1 if setext[1][0] == "=" else 2
-            out.append(_Line(previous.number, previous.text, level, previous.text.strip()))
-            continue
-        out.append(_Line(number, text))
-    return out
+        if lead == "#":
+            level = _atx_level(line)
+            if level:
+                headings[index] = level
+        elif _SETEXT.match(line) and _is_setext_text(lines, headings, index - 1):
+            headings[index - 1] = 1 if lead == "=" else 2
+            underlines.add(index)
+    return _MarkdownScan(lines, skip + 1, headings, underlines)
 
 
-def _is_setext_text(scanned: list[_Line]) -> bool:
-    """The last line is a lone paragraph line: text after a blank line, heading or start."""
-    previous = scanned[-1]
-    if previous.heading or not previous.text.strip() or previous.text.startswith((" ", "\t")):
+def _atx_level(line: str) -> int:
+    """The level of an ATX heading line ("## Title"), 0 when it is not one."""
+    stripped = line.lstrip(" ")
+    if len(line) - len(stripped) > 3:
+        return 0
+    hashes = len(stripped) - len(stripped.lstrip("#"))
+    if 1 <= hashes <= 6 and (len(stripped) == hashes or stripped[hashes] in " \t"):
+        return hashes
+    return 0
+
+
+def _heading_text(scan: _MarkdownScan, index: int) -> str:
+    if index + 1 in scan.underlines:
+        return scan.lines[index].strip()
+    atx = _ATX.match(scan.lines[index])
+    return (atx[2] or "") if atx else ""
+
+
+def _is_setext_text(lines: list[str], headings: dict[int, int], index: int) -> bool:
+    """``lines[index]`` is a lone paragraph line: text after a blank line, heading or start."""
+    if index < 0 or index in headings:
         return False
-    if _TOP_BULLET.match(previous.text) or _FENCE.match(previous.text):
+    text = lines[index]
+    if not text.strip() or text.startswith((" ", "\t")):
         return False
-    if len(scanned) == 1:
-        return True
-    before = scanned[-2]
-    return bool(before.heading) or not before.text.strip()
+    if _TOP_BULLET.match(text) or _FENCE.match(text):
+        return False
+    return index == 0 or index - 1 in headings or not lines[index - 1].strip()
 
 
 def _markdown_cards(text: str) -> Iterator[_Raw]:
-    lines = _normalise_newlines(text).split("\n")
-    skip = _front_matter_lines(lines)
-    scanned = _scan_markdown(lines[skip:], skip + 1)
-    levels = [line.heading for line in scanned if line.heading]
-    if not levels:
-        content = [line.text for line in scanned]
-        items = _bullet_items(scanned)
+    scan = _scan_markdown(text)
+    if not scan.headings:
+        items = _bullet_items(scan)
         if items is not None:
             yield from items
         else:
-            for start, block in _blocks(content, skip + 1):
-                yield _paragraph_card(start, block)
+            for start, block in _blocks(scan.lines, scan.first_line):
+                yield _paragraph_card(start, block, markdown=True)
         return
-    used = Counter(levels)
-    repeated = sorted(level for level, count in used.items() if count > 1)
-    card_level = repeated[0] if repeated else max(levels)
+    used = Counter(scan.headings.values())
+    repeated = [level for level, count in used.items() if count > 1]
+    card_level = min(repeated) if repeated else max(used)
 
-    title, where, body, is_card = "", f"line {skip + 1}", [], False
-    for line in scanned:
-        if line.heading and line.heading <= card_level:
-            if is_card or "\n".join(body).strip():
-                yield _Raw(title, "\n".join(body), None, where)
-            title, where, body = line.title, f"line {line.number}", []
-            is_card = line.heading == card_level
-        else:
-            body.append(line.text)
-    if is_card or "\n".join(body).strip():
-        yield _Raw(title, "\n".join(body), None, where)
+    # A section starts at every heading of card_level or shallower (and at the file's start).
+    starts = [i for i, level in scan.headings.items() if level <= card_level]
+    for number, start in enumerate([-1, *starts]):
+        end = starts[number] if number < len(starts) else len(scan.lines)
+        body = "\n".join(scan.lines[i] for i in range(start + 1, end) if i not in scan.underlines)
+        is_card = start >= 0 and scan.headings[start] == card_level
+        if is_card or body.strip():
+            title = _heading_text(scan, start) if start >= 0 else ""
+            where = f"line {scan.first_line + max(start, 0)}"
+            yield _Raw(title, body, None, where, markdown=True)
 
 
-def _bullet_items(scanned: list[_Line]) -> list[_Raw] | None:
-    """A card per top-level bullet when the file is only a bullet list, else None."""
-    items: list[tuple[int, list[str]]] = []
+def _bullet_items(scan: _MarkdownScan) -> Iterator[_Raw] | None:
+    """A card per top-level bullet when the file is only a bullet list, else None.
+
+    Nested bullets, indented and lazy continuation lines and indented code fences belong to
+    the bullet above them; any other line (a paragraph after a blank line) means "not a
+    list"."""
+    starts: list[int] = []
     previous_blank = True
     in_fence = False
-    for line in scanned:
-        text = line.text
+    for index, text in enumerate(scan.lines):
         if not text.strip():
             previous_blank = True
-            if items:
-                items[-1][1].append("")
             continue
         indent = len(text) - len(text.lstrip(" \t"))
-        if items and (in_fence or _FENCE.match(text)):
-            if _FENCE.match(text):
+        lead = text[indent]
+        fence = lead in ("`", "~") and _FENCE.match(text)
+        if starts and (in_fence or fence):
+            if fence:
                 in_fence = not in_fence
-            items[-1][1].append(text)
-        elif indent < 2 and _TOP_BULLET.match(text):
-            items.append((line.number, [_LIST_MARKER.sub("", text, count=1)]))
-        elif items and (indent > 0 or not previous_blank):
-            items[-1][1].append(text)
-        else:
+        elif indent < 2 and lead in _BULLET_START and _TOP_BULLET.match(text):
+            starts.append(index)
+        elif not starts or (indent == 0 and previous_blank):
             return None
         previous_blank = False
-    if not items:
+    if not starts:
         return None
-    cards = []
-    for number, item_lines in items:
-        body = _dedent_continuations(item_lines)
-        cards.append(_Raw(_bullet_title(item_lines[0]), body, None, f"line {number}"))
-    return cards
+    return _bullet_cards(scan, starts)
+
+
+def _bullet_cards(scan: _MarkdownScan, starts: list[int]) -> Iterator[_Raw]:
+    ends = [*starts[1:], len(scan.lines)]
+    for start, end in zip(starts, ends, strict=True):
+        first = _LIST_MARKER.sub("", scan.lines[start], count=1)
+        rest = scan.lines[start + 1 : end]
+        indents = [len(line) - len(line.lstrip()) for line in rest if line.strip()]
+        cut = min(indents, default=0)
+        body = "\n".join([first, *(line[cut:] for line in rest)])
+        where = f"line {scan.first_line + start}"
+        yield _Raw(_bullet_title(first), body, None, where, markdown=True)
 
 
 _BOLD_LEAD = re.compile(r"^(?:\*\*|__)(.+?)(?:\*\*|__)\s*(?:[:.\-\u2013\u2014]\s*)?")
@@ -609,13 +645,6 @@ def _bullet_title(first_line: str) -> str:
     if lead and lead[1].strip():
         return shorten(plain_title(lead[1]), DERIVED_TITLE_CHARS)
     return ""
-
-
-def _dedent_continuations(item_lines: list[str]) -> str:
-    first, rest = item_lines[0], item_lines[1:]
-    indents = [len(line) - len(line.lstrip()) for line in rest if line.strip()]
-    cut = min(indents, default=0)
-    return "\n".join([first, *(line[cut:] for line in rest)])
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -649,7 +678,7 @@ def _header_row(text: str, delimiter: str) -> list[str]:
         return []
 
 
-def _csv_cards(text: str, *, tab_first: bool) -> Iterator[_Raw]:
+def _csv_cards(text: str, *, tab_first: bool, max_card_chars: int) -> Iterator[_Raw]:
     text = _LEADING_BLANK_LINES.sub("", _normalise_newlines(text))
     if not text.strip():
         return
@@ -682,6 +711,14 @@ def _csv_cards(text: str, *, tab_first: bool) -> Iterator[_Raw]:
         except StopIteration:
             return
         except csv.Error as error:
+            if "field larger than field limit" in str(error):
+                # The csv module's own cap (131072 characters), far above a card's limit.
+                raise UploadError(
+                    "card_too_long",
+                    f"CSV row {row_number + 1} has a cell longer than {csv.field_size_limit()} "
+                    f"characters; the limit is {max_card_chars} per card. Split it.",
+                    limit=max_card_chars,
+                ) from None
             raise UploadError(
                 "input_invalid", f"CSV row {row_number + 1} cannot be read: {error}."
             ) from None

@@ -146,9 +146,9 @@ class Consumers:
         async def on_message(message: KafkaMessage) -> None:
             await self.deliver(message.raw_message, consumer, handler, accepted_versions)
 
-        self._broker.subscriber(topic, **subscriber_options(self._settings, group_id=consumer))(
-            on_message
-        )
+        self._broker.subscriber(
+            self._settings.topic(topic), **subscriber_options(self._settings, group_id=consumer)
+        )(on_message)
         self.topics.append(topic)
 
     async def deliver(

@@ -48,7 +48,12 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, template)
 
 
+_CLOSING = re.compile(r"<\s*/", re.IGNORECASE)
+
+
 def fence(label: str, text: str) -> str:
-    """Wraps untrusted text in a labelled block it cannot break out of."""
-    safe = text.replace(f"</{label}>", f"<\\/{label}>")
+    """Wraps untrusted text in a labelled block it cannot break out of: every closing-tag
+    opener inside (any label, any case, spaced or not) is escaped, so the text can end
+    neither this fence nor any other one in the prompt."""
+    safe = _CLOSING.sub("<\\/", text)
     return f"<{label}>\n{safe}\n</{label}>"

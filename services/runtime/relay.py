@@ -105,7 +105,7 @@ class OutboxRelay:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             client_id=f"{self._service}-outbox",
-            transactional_id=transactional_id(self._service),
+            transactional_id=self._settings.topic(transactional_id(self._service)),
             enable_idempotence=True,
             acks="all",
             transaction_timeout_ms=30_000,
@@ -142,13 +142,13 @@ class OutboxRelay:
             async with producer.transaction():
                 for row in batch:
                     await producer.send(
-                        row.topic,
+                        self._settings.topic(row.topic),
                         value=row.payload,
                         key=row.key.encode(),
                         headers=[(k, v.encode()) for k, v in row.headers.items()],
                     )
                 await producer.send(
-                    ledger_topic(self._service),
+                    self._settings.topic(ledger_topic(self._service)),
                     key=self._service.encode(),
                     value=json.dumps({"events": [[r.seq, r.event_id] for r in batch]}).encode(),
                 )
@@ -166,7 +166,7 @@ class OutboxRelay:
         """Seam for fault-injection tests: a crash here leaves a published, unmarked batch."""
 
     async def _read_last_ledger_record(self) -> list[tuple[int, str]]:
-        topic = ledger_topic(self._service)
+        topic = self._settings.topic(ledger_topic(self._service))
         partition = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap_servers,

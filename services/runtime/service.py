@@ -12,8 +12,9 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
@@ -81,7 +82,7 @@ async def prepare(service: Service) -> None:
     await ensure_topics(service.settings, topics)
 
 
-Background = Callable[[asyncio.Event], Awaitable[None]]
+Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_service(service: Service, background: Sequence[Background] = ()) -> None:
@@ -97,7 +98,9 @@ async def run_service(service: Service, background: Sequence[Background] = ()) -
         loop.add_signal_handler(sig, service.stop.set)
     await service.broker.start()
     background_stop = asyncio.Event()
-    tasks = [asyncio.create_task(loop_(background_stop)) for loop_ in background]
+    tasks: list[asyncio.Task[None]] = [
+        asyncio.create_task(loop_(background_stop)) for loop_ in background
+    ]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
     try:
         await service.stop.wait()

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
     )
+    kafka_topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended to every topic name, so several environments (or test "
+        "stacks) can share one cluster, e.g. `staging.`.",
+    )
     kafka_topic_partitions: int = Field(
         default=3, ge=1, description="Partitions for topics cardflow creates."
     )
@@ -208,6 +214,10 @@ class Settings(BaseSettings):
     upload_max_concurrent: int = Field(
         default=3, ge=1, description="Uploads one gateway replica splits and stores at once."
     )
+
+    def topic(self, name: str) -> str:
+        """The physical Kafka topic of a logical name of ``contracts.topics``."""
+        return f"{self.kafka_topic_prefix}{name}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -20,7 +20,7 @@ async def ensure_topics(
     partitions: int | None = None,
     config: Mapping[str, str] | None = None,
 ) -> None:
-    """Creates each missing topic; existing ones are left as they are."""
+    """Creates each missing topic (logical names; the prefix is added here)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         client_id=f"{settings.service_name}-admin",
@@ -28,7 +28,8 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        wanted = [settings.topic(n) for n in dict.fromkeys(names)]
+        missing = [n for n in wanted if n not in existing]
         if not missing:
             return
         new = [

@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.backlog import Epic, Provenance
+from contracts.backlog import Epic
 from contracts.events import (
     ErrorCode,
+    PlannedItem,
     RunOptions,
     Stage,
     StoriesGenerated,
@@ -24,7 +25,7 @@ from services.runtime.llm import LLMClient, LLMRequest, LLMResult
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
-from services.runtime.work import ItemFailure, NewItem, WorkItem, WorkRun
+from services.runtime.work import Committed, ItemFailure, NewItem, WorkItem, WorkRun
 from services.stories import logic, store
 
 MIGRATIONS = MigrationHistory("stories", Path(__file__).parent / "migrations")
@@ -59,7 +60,7 @@ class StoriesWorker:
         )
         return epic, await self.llm.generate(request, on_tokens=on_tokens)
 
-    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Provenance:
+    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:
         epic, result = outcome
         run = item.run
         stories = logic.to_stories(epic, result.output)
@@ -89,7 +90,10 @@ class StoriesWorker:
             await enqueue(
                 session, SUBTASKS_REQUESTED.name, self.stage.event(run, command, key=epic.epic_id)
             )
-        return result.provenance
+        # Reported with the item's success on the ordered progress topic, so a reader knows
+        # the subtasks items of a pipeline before the stories stage can look finished.
+        produced = [PlannedItem(item_id=s.story_id, title=s.title) for s in stories]
+        return Committed(result.provenance, produced)
 
     async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
         """Nothing to hand on: each epic started its subtasks when its stories were made."""

@@ -98,13 +98,11 @@ def _filled(criterion: DraftCriterion) -> bool:
 
 def messages(epic: Epic) -> list[dict[str, str]]:
     # The epic's title and goal were written from card text: untrusted as much as the cards.
-    lines = [f"- [{r.id}] {r.text}" for r in epic.requirements] or ["(none listed)"]
-    return PROMPT.render(
-        priority=epic.priority.value,
-        epic_title=fence("epic_title", epic.title),
-        epic_goal=fence("epic_goal", epic.goal),
-        requirements=fence("requirements", "\n".join(lines)),
-    )
+    # One fence for all of it: ``fence`` escapes only its own closing tag, so text in a second
+    # fence could otherwise close the first.
+    requirements = [f"- [{r.id}] {r.text}" for r in epic.requirements] or ["(none listed)"]
+    lines = [f"Title: {epic.title}", f"Goal: {epic.goal}", "Requirements:", *requirements]
+    return PROMPT.render(priority=epic.priority.value, epic=fence("epic", "\n".join(lines)))
 
 
 def cache_input(epic: Epic) -> str:

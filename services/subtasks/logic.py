@@ -119,7 +119,8 @@ def options_text(options: SubtaskOptions) -> str:
 
 
 def messages(story_in_context: StoryInContext, options: SubtaskOptions) -> list[dict[str, str]]:
-    # Every story field was written from card text: untrusted as much as the cards.
+    # Every story field was written from card text: untrusted as much as the cards. One
+    # fence for all of it: ``fence`` escapes only its own closing tag.
     story = story_in_context.story
     lines = [
         f"Epic: {story_in_context.epic_title}",
@@ -133,11 +134,8 @@ def messages(story_in_context: StoryInContext, options: SubtaskOptions) -> list[
         ),
     ]
     requirements = [f"- [{r.id}] {r.text}" for r in story_in_context.requirements]
-    return PROMPT.render(
-        options=options_text(options),
-        story=fence("story", "\n".join(lines)),
-        requirements=fence("requirements", "\n".join(requirements) or "(none listed)"),
-    )
+    lines += ["Source requirements:", *(requirements or ["(none listed)"])]
+    return PROMPT.render(options=options_text(options), story=fence("story", "\n".join(lines)))
 
 
 def cache_input(story_in_context: StoryInContext, options: SubtaskOptions) -> str:
@@ -242,9 +240,8 @@ def _clamp(hours: float) -> float:
 
 def _dev_subtask(dev: _Dev) -> DraftSubtask:
     names = "; ".join(shorten(s.rstrip("."), 60) for s in dev.sources)
-    description = " ".join(
-        ["Build what the requirement asks for:", *(f"“{shorten(s, 300)}”" for s in dev.sources)]
-    )
+    lead = "Make this work:" if len(dev.sources) == 1 else "Make these work:"
+    description = " ".join([lead, *(f"“{shorten(s, 300)}”" for s in dev.sources)])
     if dev.extras:
         description += "\n" + "\n".join(dev.extras)
     return DraftSubtask(

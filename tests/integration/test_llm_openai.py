@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -155,7 +157,7 @@ async def test_a_streamed_answer_reports_tokens_as_it_comes_and_its_usage_and_co
     assert p.input_tokens == (prompt_chars(request().messages) + 3) // 4  # the usage chunk's
     assert p.output_tokens == (len(json.dumps(result.output.model_dump())) + 3) // 4
     assert p.cost_usd == cost_usd(
-        "gpt-4o-mini", p.input_tokens, p.output_tokens, Settings().llm_prices
+        "gpt-4o-mini", p.input_tokens, p.output_tokens, settings(llm).llm_prices
     )
     assert p.cost_usd > 0
     assert 2.4 <= p.duration_s < 2.4 + MARGIN_S
@@ -540,3 +542,21 @@ def test_the_scripted_server_speaks_openai_sse_to_a_plain_sync_client(
     answer = whole.json()
     assert answer["choices"][0]["message"]["content"] == text  # deterministic per request
     assert [c.stream for c in llm.calls] == [True, False]
+
+
+def test_a_separate_process_reaches_the_scripted_server_by_url(llm: ScriptedLLM) -> None:
+    code = (
+        "import sys, openai\n"
+        "c = openai.OpenAI(base_url=sys.argv[1], api_key='k', max_retries=0)\n"
+        "r = c.chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'hi'}])\n"
+        "print(r.choices[0].message.content)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, llm.base_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"answer": "scripted"}  # no schema asked for
+    assert len(llm.calls) == 1

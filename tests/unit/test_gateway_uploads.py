@@ -403,6 +403,20 @@ def test_text_is_nfc_normalised() -> None:
     assert cards[0].title == "Caf\u00e9 menu"
 
 
+def test_markdown_marks_are_kept_in_titles_of_other_formats() -> None:
+    cards = split("a.csv", "title,body\n__init__ **fix**,x\n,`code` [a](b) rest\n")
+    assert titles(cards) == ["__init__ **fix**", "`code` [a](b) rest"]
+    cards = split("a.md", "## __init__ **fix**\nx\n## B\n`code` [a](b) rest\n")
+    assert titles(cards) == ["init fix", "B"]
+    assert titles(split("a.txt", "`code` [a](b) rest.\n")) == ["`code` [a](b) rest"]
+
+
+def test_a_body_without_words_still_gives_a_title() -> None:
+    cards = split("cards.json", json.dumps([{"body": "**"}, {"body": "**__**"}]))
+    assert titles(cards) == ["**", "**__**"]
+    assert titles(split("a.md", "## \n**\n## B\nb\n")) == ["**", "B"]
+
+
 def test_helpers() -> None:
     assert shorten("short", 10) == "short"
     assert shorten("one two three four", 10) == "one two…"
@@ -499,6 +513,13 @@ def test_card_over_the_character_limit_is_422_naming_the_card() -> None:
     assert error.title == "Card too long"
     assert error.extra == {"limit": 40, "position": 1, "card_title": "Long one", "length": 58}
     assert len(split("a.md", text, max_card_chars=58)) == 2
+
+
+def test_csv_cell_over_the_csv_modules_own_cap_is_card_too_long() -> None:
+    error = refused("a.csv", "title,body\na,b\nc," + "z" * 140_000 + "\n")
+    assert (error.code, error.status) == ("card_too_long", 422)
+    assert "CSV row 3" in error.detail
+    assert error.extra == {"limit": 20_000}
 
 
 def test_card_too_long_names_the_csv_row() -> None:

@@ -95,7 +95,7 @@ async def test_offline_provider_returns_the_stage_draft_marked_offline() -> None
 
 async def test_offline_drafts_are_not_cached() -> None:
     cache = MemoryResultCache()
-    client = build_llm_client(Settings(), cache)
+    client = build_llm_client(Settings(llm_base_url=None), cache)
     await client.generate(request())
     assert cache.entries == {}
 
@@ -121,14 +121,14 @@ async def test_an_invalid_offline_draft_is_invalid_output_not_retried() -> None:
         raise ValueError("item names must be unique")
 
     with pytest.raises(LLMError) as caught:
-        await build_llm_client(Settings()).generate(request(validate=reject))
+        await build_llm_client(Settings(llm_base_url=None)).generate(request(validate=reject))
     assert caught.value.code is ErrorCode.LLM_INVALID_OUTPUT
     assert not caught.value.retryable
     assert "item names must be unique" in caught.value.message
 
 
 def test_build_llm_client_picks_the_provider_from_settings() -> None:
-    assert build_llm_client(Settings(), None).provider == "offline"
+    assert build_llm_client(Settings(llm_base_url=None), None).provider == "offline"
     client = build_llm_client(
         Settings(
             llm_base_url="http://127.0.0.1:9/v1",
@@ -296,7 +296,7 @@ async def test_memory_cache_put_keeps_the_first_entry() -> None:
 
 
 def test_cost_comes_from_the_price_table_per_million_tokens() -> None:
-    prices = Settings().llm_prices
+    prices = Settings.model_fields["llm_prices"].default  # the defaults, whatever the env
     assert cost_usd("gpt-4o-mini", 1_000_000, 1_000_000, prices) == pytest.approx(0.75)
     assert cost_usd("gpt-4o-mini", 2_000, 500, prices) == pytest.approx(0.0006)
     assert cost_usd("gpt-4o", 1_000, 1_000, prices) == pytest.approx(0.0125)
