@@ -18,6 +18,12 @@ Environment:
                                      <state>/api-key)
   CARDFLOW_STACK_ONLY                comma-separated names to run (e.g. "kafka"); default all
   CARDFLOW_STACK_TIMEOUT_S           how long each process may take to become ready (120)
+  CARDFLOW_LLM_OFFLINE_LATENCY_S     `demo` starts the stage services with 1.5 (watchable
+                                     progress) unless this is set; `up` keeps the default 0
+
+Processes, in start order: kafka, the stage services analysis, epics, stories, subtasks
+(ready once their log says "service started": they have no HTTP port), then the gateway
+(ready once GET /readyz answers 200).
 
 Standard library only, plus the venv's packages (aiokafka for the broker probe, the settings
 model); run it with the venv's python, as the Makefile does.
@@ -43,6 +49,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
@@ -53,9 +60,13 @@ KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
 STOP_TIMEOUT_S = 30.0
 KILL_TIMEOUT_S = 5.0
 POLL_S = 0.2
-# Worker services have no HTTP endpoint yet: "ready" means still running after this long,
-# which catches the common failures (import error, bad settings, unreachable database).
-WORKER_GRACE_S = 2.0
+# Stage services have no HTTP endpoint: ready once this line (written by the service runtime
+# after migrations, topics and the broker connection) is in their log since their start.
+WORKER_READY_LINE = "service started"
+DEMO_FILE = "examples/field-service-prd.md"
+DEMO_PROJECT = "Demo: field service"
+DEMO_OFFLINE_LATENCY_S = "1.5"
+LATENCY_VAR = "CARDFLOW_LLM_OFFLINE_LATENCY_S"
 
 
 class StackError(Exception):
@@ -151,13 +162,12 @@ class ProcessSpec:
     name: str
     argv: list[str]
     env: dict[str, str]
-    ready: Callable[[], bool]
+    # Given the process's record (its log and where this start's lines begin in it).
+    ready: Callable[[Record], bool]
     ready_means: str
     address: str = ""
     # Addresses it will bind: checked free before starting, so a clash is named, not a crash.
     binds: tuple[tuple[str, int], ...] = ()
-    # Ready only once it has also stayed up this long (workers without a health endpoint).
-    min_uptime_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -165,16 +175,31 @@ class ServiceDef:
     """A Python service run as ``python -m services.<name>``."""
 
     name: str
-    http_ready_path: str | None = None  # None: a worker; ready once it stays up a moment
+    http_ready_path: str | None = None  # None: a stage worker; ready once its log says so
 
 
-# Start order. The pipeline services (analysis, epics, stories, subtasks) join this list.
-SERVICES: tuple[ServiceDef, ...] = (ServiceDef("gateway", http_ready_path="/readyz"),)
+STAGE_SERVICES = ("analysis", "epics", "stories", "subtasks")
+# Start order: the stages consume what the gateway publishes, so they are up before it.
+SERVICES: tuple[ServiceDef, ...] = (
+    *(ServiceDef(name) for name in STAGE_SERVICES),
+    ServiceDef("gateway", http_ready_path="/readyz"),
+)
 
 
-def build_specs(cfg: Config, key: str, env: dict[str, str]) -> list[ProcessSpec]:
+def build_specs(
+    cfg: Config, key: str, env: dict[str, str], stage_env: dict[str, str] | None = None
+) -> list[ProcessSpec]:
+    """``stage_env``: extra settings for the stage services only (the demo's latency)."""
     specs = [] if cfg.external_kafka else [kafka_spec(cfg, env)]
-    specs += [service_spec(cfg, service, key, env) for service in SERVICES]
+    specs += [
+        service_spec(
+            cfg,
+            service,
+            key,
+            {**env, **(stage_env or {})} if service.name in STAGE_SERVICES else env,
+        )
+        for service in SERVICES
+    ]
     if cfg.only is not None:
         unknown = cfg.only - {s.name for s in specs}
         if unknown:
@@ -199,7 +224,7 @@ def kafka_spec(cfg: Config, env: dict[str, str]) -> ProcessSpec:
         name="kafka",
         argv=argv,
         env=dict(env),
-        ready=lambda: kafka_ready(cfg.bootstrap),
+        ready=lambda _record: kafka_ready(cfg.bootstrap),
         ready_means="serves cluster metadata",
         address=cfg.bootstrap,
         binds=((cfg.kafka_host, cfg.kafka_port), (cfg.kafka_host, cfg.kafka_controller_port)),
@@ -226,7 +251,7 @@ def service_spec(cfg: Config, service: ServiceDef, key: str, env: dict[str, str]
             name=service.name,
             argv=argv,
             env=service_env,
-            ready=lambda: http_ok(url),
+            ready=lambda _record: http_ok(url),
             ready_means=f"GET {service.http_ready_path} answers 200",
             address=cfg.gateway_url,
             binds=((cfg.gateway_connect_host, cfg.gateway_port),),
@@ -235,9 +260,8 @@ def service_spec(cfg: Config, service: ServiceDef, key: str, env: dict[str, str]
         name=service.name,
         argv=argv,
         env=service_env,
-        ready=lambda: True,
-        ready_means=f"stays up {WORKER_GRACE_S:.0f} s",
-        min_uptime_s=WORKER_GRACE_S,
+        ready=lambda record: log_says_started(record),
+        ready_means=f"its log says {WORKER_READY_LINE!r}",
     )
 
 
@@ -281,6 +305,24 @@ async def _kafka_metadata(bootstrap: str) -> bool:
         return False
     finally:
         await client.close()
+
+
+def start_marker(name: str) -> bytes:
+    """The line spawn() writes to a log before each start of ``name``."""
+    return f"--- stack.py: starting {name} at ".encode()
+
+
+def log_says_started(record: Record) -> bool:
+    """The ready line is in the record's log after the marker of its latest start (a log
+    holds every start's lines; an earlier start's "service started" does not count)."""
+    try:
+        with open(record.log, "rb") as log:
+            log.seek(record.log_offset)
+            text = log.read()
+    except OSError:
+        return False
+    start = text.rfind(start_marker(record.name))
+    return start >= 0 and WORKER_READY_LINE.encode() in text[start:]
 
 
 def http_json(url: str) -> tuple[int, str]:
@@ -346,6 +388,8 @@ class Record:
     started_at: str
     log: str
     argv: list[str] = field(default_factory=list)
+    # Where this start's lines begin in the log (0 for records written before it was kept).
+    log_offset: int = 0
 
     def leader_alive(self) -> bool:
         """Our process, not merely some process with that pid: the start time must match."""
@@ -398,8 +442,9 @@ def locked(cfg: Config) -> Iterator[None]:
 def spawn(cfg: Config, spec: ProcessSpec) -> Record:
     log_path = cfg.logs_dir / f"{spec.name}.log"
     with open(log_path, "ab") as log:
+        offset = log.tell()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"\n--- stack.py: starting {spec.name} at {stamp} ---\n".encode())
+        log.write(b"\n" + start_marker(spec.name) + f"{stamp} ---\n".encode())
         log.flush()
         # Own session and process group: Ctrl-C in the terminal that ran `up` does not reach
         # it, and `down` can signal the process with everything it forked.
@@ -422,6 +467,7 @@ def spawn(cfg: Config, spec: ProcessSpec) -> Record:
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         log=str(log_path),
         argv=spec.argv,
+        log_offset=offset,
     )
 
 
@@ -437,7 +483,7 @@ def wait_ready(cfg: Config, spec: ProcessSpec, record: Record) -> float:
                 f"{tail(Path(record.log))}"
             )
         waited = time.monotonic() - started
-        if waited >= spec.min_uptime_s and spec.ready():
+        if spec.ready(record):
             return waited
         if time.monotonic() > deadline:
             raise StackError(
@@ -475,17 +521,25 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def cmd_up(cfg: Config, env: dict[str, str]) -> int:
+    start_stack(cfg, env)
+    return 0
+
+
+def start_stack(
+    cfg: Config, env: dict[str, str], stage_env: dict[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """Starts what is not running and waits until all is ready: (the API key, the names of
+    the processes that were running already and so kept the settings they started with)."""
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     key = api_key(cfg, env)
-    specs = build_specs(cfg, key, env)
+    specs = build_specs(cfg, key, env, stage_env)
     if any(spec.name == "kafka" for spec in specs):
         prepare_kafka()
     with locked(cfg):
         records = load_records(cfg)
-        for spec in specs:
-            bring_up(cfg, spec, records)
+        already = [spec.name for spec in specs if not bring_up(cfg, spec, records)]
     print_where(cfg, specs, key)
-    return 0
+    return key, already
 
 
 def prepare_kafka() -> None:
@@ -497,12 +551,13 @@ def prepare_kafka() -> None:
             raise StackError(f"deploy/kafka/{script} failed (exit {done.returncode}); see above")
 
 
-def bring_up(cfg: Config, spec: ProcessSpec, records: dict[str, Record]) -> None:
+def bring_up(cfg: Config, spec: ProcessSpec, records: dict[str, Record]) -> bool:
+    """Starts ``spec`` unless it runs already; True if it was started now."""
     existing = records.get(spec.name)
     if existing is not None and existing.leader_alive():
         wait_ready(cfg, spec, existing)
         print(f"{spec.name:<9} already running  pid {existing.pid:<7} {spec.address}")
-        return
+        return False
     if existing is not None:
         print(f"{spec.name:<9} was recorded (pid {existing.pid}) but is gone; starting again")
         stop(existing)  # sweeps anything of it left in its group
@@ -524,6 +579,7 @@ def bring_up(cfg: Config, spec: ProcessSpec, records: dict[str, Record]) -> None
             save_records(cfg, records)
         raise
     print(f"{spec.name:<9} started          pid {record.pid:<7} {spec.address}  ({waited:.1f} s)")
+    return True
 
 
 def print_where(cfg: Config, specs: list[ProcessSpec], key: str) -> None:
@@ -624,21 +680,128 @@ def print_new_lines(label: str, path: Path, offset: int) -> int:
     return offset + len(complete)
 
 
+def demo_stage_env(env: dict[str, str]) -> dict[str, str]:
+    """The demo's stage services draft slowly enough to watch, unless the user said how."""
+    if env.get(LATENCY_VAR):
+        return {}
+    return {LATENCY_VAR: DEMO_OFFLINE_LATENCY_S}
+
+
 def cmd_demo(cfg: Config, env: dict[str, str]) -> int:
-    cmd_up(cfg, env)
+    stage_env = demo_stage_env(env)
+    key, already = start_stack(cfg, env, stage_env)
     print()
     for path in ("/healthz", "/readyz"):
         status, body = http_json(cfg.gateway_url + path)
         print(f"GET {path} -> {status or 'no answer'} {body.strip()}")
-    return run_demo(cfg)
+    wanted = env.get(LATENCY_VAR) or DEMO_OFFLINE_LATENCY_S
+    kept = [name for name in already if name in STAGE_SERVICES]
+    started_with = {name: started_env(cfg, name).get(LATENCY_VAR) or "0" for name in kept}
+    differ = {name: value for name, value in started_with.items() if value != wanted}
+    if differ:
+        # Restarting them here would kill whatever they are working on; say so instead.
+        print(
+            f"\nnote: {', '.join(differ)} were already running and keep the simulated LLM "
+            f"latency they were started with ({', '.join(sorted(set(differ.values())))} s, "
+            f"not {wanted} s); to change it: make down && make demo"
+        )
+    return run_demo(cfg, env, key)
 
 
-def run_demo(cfg: Config) -> int:
-    """The sample run through the pipeline: submit a requirement card, follow its progress,
-    print the backlog. The hook for when the pipeline services exist."""
-    print("\nThe sample run through the pipeline comes with the pipeline services; for now the")
-    print(f"stack is up and healthy at {cfg.gateway_url}. Stop it with `make down`.")
-    return 0
+def started_env(cfg: Config, name: str) -> dict[str, str]:
+    """The environment a recorded process of ours was started with ({} if unknown)."""
+    record = load_records(cfg).get(name)
+    if record is None or not record.leader_alive():
+        return {}
+    try:
+        raw = Path(f"/proc/{record.pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def demo_cli_argv() -> list[str]:
+    """`cardflow run` on the sample, through this interpreter (no PATH assumption)."""
+    return [
+        sys.executable,
+        "-m",
+        "services.gateway.cli",
+        "run",
+        DEMO_FILE,
+        "--name",
+        DEMO_PROJECT,
+    ]
+
+
+def run_demo(cfg: Config, env: dict[str, str] | None = None, key: str | None = None) -> int:
+    """The sample document through the pipeline with `cardflow run`, its live progress in this
+    terminal, then where to look around. The exit code is the CLI's: 0 only if the run
+    succeeded."""
+    env = dict(os.environ) if env is None else env
+    key = key or api_key(cfg, env)
+    llm = env.get("CARDFLOW_LLM_BASE_URL") or "the offline provider (drafts from the text)"
+    print(f"\nRunning {DEMO_FILE} through the pipeline; LLM: {llm}\n", flush=True)
+    cli_env = {**env, "CARDFLOW_URL": cfg.gateway_url, "CARDFLOW_API_KEY": key}
+    proc = subprocess.Popen(demo_cli_argv(), env=cli_env, cwd=REPO_ROOT)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the CLI too (same terminal): it detaches and says so.
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    print_look_around(cfg, key)
+    if code != 0:
+        print(f"\nmake demo: the run did not succeed (cardflow exit code {code})", file=sys.stderr)
+    return code
+
+
+def latest_demo_run(cfg: Config, key: str) -> str | None:
+    """The id of the newest run of the newest demo project, for the closing lines."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def get(path: str) -> Any:
+        request = urllib.request.Request(cfg.gateway_url + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    try:
+        projects = get("/v1/projects").get("projects") or []
+        for project in projects:  # newest first
+            if isinstance(project, dict) and project.get("name") == DEMO_PROJECT:
+                runs = get(f"/v1/projects/{project['id']}/runs").get("runs") or []
+                return str(runs[0]["id"]) if runs else None
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return None
+
+
+def cli_hint(cfg: Config) -> str:
+    """How to call the CLI against this stack from the checkout: the venv's console script,
+    with --url when the gateway is not where the CLI looks by default."""
+    script = Path(sys.executable).with_name("cardflow")
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(REPO_ROOT)
+    hint = str(script)
+    if cfg.gateway_url != "http://127.0.0.1:8000":
+        hint += f" --url {cfg.gateway_url}"
+    return hint
+
+
+def print_look_around(cfg: Config, key: str) -> None:
+    run_id = latest_demo_run(cfg, key)
+    cli = cli_hint(cfg)
+    print("\nLook around (the stack keeps running):")
+    if run_id:
+        print(f"  the run    {cfg.gateway_url}/v1/runs/{run_id}")
+        print(f"             {cli} status {run_id}")
+    print(f"  all runs   {cli} runs")
+    print(f"  API docs   {cfg.gateway_url}/docs   (API key in {cfg.api_key_file})")
+    print("  logs       make logs")
+    print("  stop       make down")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

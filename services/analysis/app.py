@@ -22,6 +22,7 @@ from contracts.topics import ANALYSIS_REQUESTED, CARDS_ANALYZED, CARDS_SUBMITTED
 from services.analysis import logic, store
 from services.runtime.delivery import HandlerContext
 from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.locks import lock_names
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
@@ -108,6 +109,7 @@ def build(stage: StageApp) -> None:
             submitted.body,
             submitted.position,
         )
+        await lock_names(ctx.session, [wait_key(card.card_id)])
         await store.save_card(ctx.session, card, ctx.envelope.tenant_id)
         await stage.queue.release(ctx.session, wait_key(card.card_id))
 
@@ -120,6 +122,7 @@ def build(stage: StageApp) -> None:
             command.pipeline,
             command.options.model_dump(mode="json"),
         )
+        await lock_names(ctx.session, [wait_key(c) for c in command.card_ids])
         titles = await store.card_titles(ctx.session, command.card_ids)
         items = [
             # A card whose copy has not arrived yet waits for its cards.submitted event:

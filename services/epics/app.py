@@ -22,6 +22,7 @@ from contracts.topics import CARDS_ANALYZED, EPICS_GENERATED, EPICS_REQUESTED, S
 from services.epics import logic, store
 from services.runtime.delivery import HandlerContext
 from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.locks import lock_names
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
@@ -106,6 +107,7 @@ def build(stage: StageApp) -> None:
 
     async def on_card_analyzed(ctx: HandlerContext) -> None:
         event = CardAnalyzed.model_validate(ctx.envelope.data)
+        await lock_names(ctx.session, [f"analysis:{event.card_id}"])
         card = logic.AnalysedCard(event.card_id, event.title, event.analysis, event.position)
         await store.save_analysed_card(ctx.session, event.project_id, card, event.analysis_version)
         for run_id in await store.analysis_arrived(ctx.session, event.card_id):
@@ -125,6 +127,8 @@ def build(stage: StageApp) -> None:
             command.options.model_dump(mode="json"),
             scope=wanted,
         )
+        # Serialised with on_card_analyzed per card: neither may miss the other's write.
+        await lock_names(ctx.session, [f"analysis:{c}" for c in wanted])
         known = await store.analysed(ctx.session, wanted)
         # Epics need every analysis of the scope: wait for those not seen yet (cards.analyzed
         # and this command travel on different topics, so either may come first).

@@ -28,10 +28,10 @@ bullet list gives a card per top-level bullet; any other file without headings i
 ``.txt``. Fenced code and YAML front matter are never split.
 
 **Text**: a card per paragraph (blocks separated by blank lines); a paragraph ending with
-``:`` keeps the next one. A first line that reads as a heading (up to 80 characters, no closing
-punctuation, the next line not going on in lower case) is the title and the rest the body;
-otherwise the title is the first sentence, cut to 80 characters, and the body is the whole
-paragraph.
+``:`` keeps the next one, and so does a lone heading-like line (unless the next is one too).
+A first line that reads as a heading (up to 80 characters, no closing punctuation, the next
+line not going on in lower case) is the title and the rest the body; otherwise the title is
+the first sentence, cut to 80 characters, and the body is the whole paragraph.
 
 **CSV**: the first row is the header; the delimiter (``,`` ``;`` tab ``|``) is the one whose
 header names the most known columns. Title, body and id columns are found by name,
@@ -332,7 +332,7 @@ def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS, *, markdown: bool 
             for following in lines[index + 1 :]:
                 if not following.strip() or _LIST_MARKER.match(following):
                     break
-                if _HEADING_MARKER.match(following):
+                if _HEADING_MARKER.match(following) or not any(c.isalnum() for c in following):
                     break
                 parts.append(following)
         joined = " ".join(parts)
@@ -423,46 +423,81 @@ def _finish(raw: Iterable[_Raw], limits: UploadLimits) -> list[CardDraft]:
 
 # --- text -----------------------------------------------------------------------------------
 
-_CLOSING_PUNCTUATION = tuple(".!?,;")
+_CLOSING_PUNCTUATION = tuple(".!?,;:")
 
 
-def _blocks(lines: list[str], first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
-    """Paragraphs (runs of non-blank lines) with their 1-based line numbers; a paragraph
-    ending with ':' is joined to the next one."""
+def _raw_blocks(
+    lines: list[str], first_line: int, *, fences: bool
+) -> Iterator[tuple[int, list[str]]]:
+    """Runs of non-blank lines with the 1-based number of their first line; with ``fences``,
+    a blank line inside fenced code does not end a run."""
     block: list[str] = []
     start = 0
-    pending: tuple[int, list[str]] | None = None
-    for number, line in enumerate([*lines, ""], start=first_line):
-        if line.strip():
+    fence: str | None = None
+    for number, line in enumerate(lines, start=first_line):
+        if fences and line.lstrip(" ")[:1] in ("`", "~"):
+            match = _FENCE.match(line)
+            if match and fence is None:
+                fence = match[1]
+            elif match and fence and match[1][0] == fence[0] and len(match[1]) >= len(fence):
+                fence = None
+        if line.strip() or fence is not None:
             if not block:
                 start = number
             block.append(line)
-            continue
-        if not block:
-            continue
-        if pending is not None:
-            start, block = pending[0], [*pending[1], "", *block]
-            pending = None
-        if block[-1].rstrip().endswith(":"):
-            pending = (start, block)
-        else:
+        elif block:
             yield start, block
-        block = []
-    if pending is not None:
-        yield pending
+            block = []
+    if block:
+        yield start, block
+
+
+def _heading_like(block: list[str]) -> bool:
+    """A lone short line without closing punctuation: it heads what follows."""
+    if len(block) != 1:
+        return False
+    line = block[0].strip()
+    return (
+        len(line) <= DERIVED_TITLE_CHARS
+        and not line.endswith(_CLOSING_PUNCTUATION)
+        and any(char.isalnum() for char in line)
+        and not _LIST_MARKER.match(line)
+        and not _FENCE.match(line)
+    )
+
+
+def _blocks(
+    lines: list[str], first_line: int = 1, *, fences: bool = False
+) -> Iterator[tuple[int, list[str]]]:
+    """Paragraphs with their 1-based line numbers. A paragraph ending with ':' is joined to
+    the next one, and so is a lone heading-like line (unless the next is one too)."""
+    current: tuple[int, list[str]] | None = None
+    for start, block in _raw_blocks(lines, first_line, fences=fences):
+        if current is not None:
+            opens = current[1][-1].rstrip().endswith(":")
+            if opens or (_heading_like(current[1]) and not _heading_like(block)):
+                current[1].extend(["", *block])
+                continue
+            yield current
+        current = (start, block)
+    if current is not None:
+        yield current
 
 
 def _paragraph_card(start: int, block: list[str], *, markdown: bool) -> _Raw:
-    """Title and body of a paragraph: a short first line that reads as a heading (no closing
-    punctuation, not a bullet, the next line not continuing its sentence in lower case) is
-    the title; otherwise the title is derived and the body is the whole paragraph."""
+    """Title and body of a paragraph: a first line that reads as a heading (short, no closing
+    punctuation, not a bullet or fence, the next line not going on in lower case) is the
+    title and the rest the body; otherwise the title is derived and the body is the whole
+    paragraph."""
     first = block[0].strip()
-    following = block[1].strip() if len(block) > 1 else ""
+    following = next((line.strip() for line in block[1:] if line.strip()), "")
     if (
         following
         and len(first) <= DERIVED_TITLE_CHARS
-        and not first.endswith(_CLOSING_PUNCTUATION)
+        and not first.endswith(_CLOSING_PUNCTUATION[:-1])
+        and any(char.isalnum() for char in first)
         and not _LIST_MARKER.match(block[0])
+        and not _FENCE.match(block[0])
         and not following[0].islower()
     ):
         return _Raw(first.rstrip(":"), "\n".join(block[1:]), None, f"line {start}", markdown)
@@ -518,9 +553,12 @@ def _scan_markdown(text: str) -> _MarkdownScan:
     underlines: set[int] = set()
     fence: str | None = None
     for index, line in enumerate(lines):
-        lead = line.lstrip(" ")[:1]
+        stripped = line.lstrip(" ")
+        lead = stripped[:1]
         if lead not in ("#", "`", "~", "=", "-"):
             continue
+        if lead in ("=", "-") and (fence is not None or stripped.rstrip().strip(lead)):
+            continue  # not an underline (cheap test before the regex)
         fence_match = _FENCE.match(line) if lead in ("`", "~") else None
         if fence is not None:
             if fence_match and fence_match[1][0] == fence[0] and len(fence_match[1]) >= len(fence):
@@ -576,7 +614,7 @@ def _markdown_cards(text: str) -> Iterator[_Raw]:
         if items is not None:
             yield from items
         else:
-            for start, block in _blocks(scan.lines, scan.first_line):
+            for start, block in _blocks(scan.lines, scan.first_line, fences=True):
                 yield _paragraph_card(start, block, markdown=True)
         return
     used = Counter(scan.headings.values())
@@ -605,16 +643,20 @@ def _bullet_items(scan: _MarkdownScan) -> Iterator[_Raw] | None:
     previous_blank = True
     in_fence = False
     for index, text in enumerate(scan.lines):
-        if not text.strip():
+        content = text.lstrip(" \t")
+        if not content.strip():
             previous_blank = True
             continue
-        indent = len(text) - len(text.lstrip(" \t"))
-        lead = text[indent]
+        indent = len(text) - len(content)
+        lead = content[0]
         fence = lead in ("`", "~") and _FENCE.match(text)
         if starts and (in_fence or fence):
             if fence:
                 in_fence = not in_fence
-        elif indent < 2 and lead in _BULLET_START and _TOP_BULLET.match(text):
+        elif indent < 2 and (
+            (lead in "-*+" and content[1:2] in ("", " ", "\t"))
+            or (lead.isdigit() and _TOP_BULLET.match(text))
+        ):
             starts.append(index)
         elif not starts or (indent == 0 and previous_blank):
             return None

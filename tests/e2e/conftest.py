@@ -1,4 +1,7 @@
-"""A running pipeline stack per database backend, shared by the tests of a module."""
+"""A running pipeline stack per database backend, shared by the tests of a module.
+
+A module may define a ``stack_env`` fixture (extra environment for every service, e.g. an
+LLM endpoint) and ``STACK_BACKENDS`` (default: both SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,28 @@ from tests.support import infra
 from tests.support.stack import SERVICES, PipelineStack
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stack" in metafunc.fixturenames:
+        backends = getattr(metafunc.module, "STACK_BACKENDS", ("sqlite", "postgresql"))
+        metafunc.parametrize("backend", backends, scope="module")
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest,
+    backend: str,
     kafka_bootstrap: str,
+    stack_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PipelineStack]:
-    workdir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    workdir = tmp_path_factory.mktemp(f"stack-{backend}")
     with contextlib.ExitStack() as resources:
-        if request.param == "sqlite":
+        if backend == "sqlite":
             urls = {name: infra.sqlite_url(workdir / f"{name}.db") for name in SERVICES}
         else:
             server = request.getfixturevalue("postgres_url")
@@ -27,11 +43,9 @@ def stack(
                 name: resources.enter_context(infra.fresh_postgres_database(server))
                 for name in SERVICES
             }
-        env = request.module.__dict__.get("STACK_ENV", {})
-        pipeline = PipelineStack(kafka_bootstrap, urls, workdir, env=env)
+        pipeline = PipelineStack(kafka_bootstrap, urls, workdir, env=stack_env)
         try:
             yield pipeline.start()
         finally:
-            codes = pipeline.stop()
-            bad = pipeline.unclean_exits(codes)
+            bad = pipeline.unclean_exits(pipeline.stop())
             assert not bad, f"services did not stop cleanly: {bad}\n{pipeline.logs()}"

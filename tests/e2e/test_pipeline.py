@@ -17,7 +17,14 @@ from tests.support.stack import PipelineStack, wait_for_run
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "field-service-prd.md"
-STACK_ENV = {"CARDFLOW_LLM_OFFLINE_LATENCY_S": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    # A little simulated latency, so items are seen in flight.
+    return {"CARDFLOW_LLM_OFFLINE_LATENCY_S": "0.2"}
+
+
 STAGE_KEYS = ("analysis", "epics", "stories", "subtasks")
 
 
@@ -33,7 +40,7 @@ def start_pipeline(client: httpx.Client) -> tuple[str, dict[str, Any]]:
     response = client.post(
         f"/v1/projects/{project['id']}/runs",
         json={"stage": "pipeline"},
-        headers={"Idempotency-Key": "first-run"},
+        headers={"Idempotency-Key": f"first-run-{project['id']}"},
     )
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"/v1/runs/{response.json()['id']}"
@@ -67,13 +74,13 @@ def test_a_document_becomes_a_complete_backlog_with_live_progress(stack: Pipelin
         again = client.post(
             f"/v1/projects/{project_id}/runs",
             json={"stage": "pipeline"},
-            headers={"Idempotency-Key": "first-run"},
+            headers={"Idempotency-Key": f"first-run-{project_id}"},
         )
         assert again.json()["id"] == run_id
         other = client.post(
             f"/v1/projects/{project_id}/runs",
             json={"stage": "analysis"},
-            headers={"Idempotency-Key": "first-run"},
+            headers={"Idempotency-Key": f"first-run-{project_id}"},
         )
         assert other.status_code == 422
         assert other.headers["content-type"].startswith("application/problem+json")

@@ -200,7 +200,27 @@ def test_markdown_bullets_under_a_heading_stay_in_its_body() -> None:
 def test_markdown_without_headings_and_with_prose_reads_like_text() -> None:
     cards = split("a.md", "First idea here.\n\nSecond idea:\n\n- detail\n- more\n")
     assert titles(cards) == ["First idea here", "Second idea"]
-    assert cards[1].body == "Second idea:\n\n- detail\n- more"
+    assert cards[1].body == "- detail\n- more"
+
+
+def test_markdown_without_headings_keeps_fenced_code_and_headed_lists_together() -> None:
+    text = "Setup\n\n- install\n- run\n\n```\ncode\n\nmore code\n```\n\nLogin\n\nExport\n"
+    cards = split("a.md", text)
+    assert titles(cards) == ["Setup", "code", "Login", "Export"]
+    assert cards[0].body == "- install\n- run"
+    assert cards[1].body == "```\ncode\n\nmore code\n```"
+
+
+def test_text_lone_heading_line_heads_the_next_paragraph_once() -> None:
+    text = "Login page\n\nUsers must log in.\n\nSecond paragraph.\n\nA\n\nB\n\nC\n"
+    cards = split("a.txt", text)
+    assert [(c.title, c.body) for c in cards] == [
+        ("Login page", "Users must log in."),
+        ("Second paragraph", "Second paragraph."),
+        ("A", "A"),
+        ("B", "B"),
+        ("C", "C"),
+    ]
 
 
 # --- text ----------------------------------------------------------------------------------
@@ -425,6 +445,8 @@ def test_helpers() -> None:
     assert derive_title("## Heading\ntext") == "Heading"
     assert derive_title("Ends with ellipsis...") == "Ends with ellipsis..."
     assert derive_title("") == ""
+    assert derive_title("item\n---\nmore") == "item"
+    assert derive_title("`a` *b*", markdown=False) == "`a` *b*"
     assert clean_body("a\r\nb\rc\f") == "a\nb\nc"
 
 
