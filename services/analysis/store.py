@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import CardAnalysis, Provenance
 from services.analysis.logic import Card
+from services.runtime.db import dialect_insert
 
 metadata = MetaData()
 
@@ -40,11 +39,6 @@ analyses = Table(
 )
 
 
-def _upsert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 async def save_card(session: AsyncSession, card: Card, tenant_id: str) -> None:
     """Stores (or replaces: an edited card is submitted again) this service's copy."""
     values = {
@@ -56,7 +50,7 @@ async def save_card(session: AsyncSession, card: Card, tenant_id: str) -> None:
         "position": card.position,
         "received_at": datetime.now(UTC),
     }
-    statement = _upsert(session)(cards).values(**values)
+    statement = dialect_insert(session)(cards).values(**values)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["card_id"],
@@ -97,7 +91,7 @@ async def save_analysis(
         "run_id": run_id,
         "updated_at": datetime.now(UTC),
     }
-    statement = _upsert(session)(analyses).values(**values)
+    statement = dialect_insert(session)(analyses).values(**values)
     update = {k: v for k, v in values.items() if k != "card_id"}
     await session.execute(statement.on_conflict_do_update(index_elements=["card_id"], set_=update))
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import CardAnalysis, Epic, Provenance
 from services.epics.logic import AnalysedCard
+from services.runtime.db import dialect_insert
 
 metadata = MetaData()
 
@@ -48,11 +47,6 @@ epics = Table(
 )
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 async def save_analysed_card(
     session: AsyncSession, project_id: str, card: AnalysedCard, version: str
 ) -> None:
@@ -65,7 +59,7 @@ async def save_analysed_card(
         "analysis_version": version,
         "updated_at": datetime.now(UTC),
     }
-    statement = _insert(session)(analysed_cards).values(**values)
+    statement = dialect_insert(session)(analysed_cards).values(**values)
     update = {k: v for k, v in values.items() if k != "card_id"}
     await session.execute(statement.on_conflict_do_update(index_elements=["card_id"], set_=update))
 
@@ -93,7 +87,7 @@ async def analysed(
 async def await_analyses(session: AsyncSession, run_id: str, card_ids: list[str]) -> None:
     for card_id in card_ids:
         await session.execute(
-            _insert(session)(awaited)
+            dialect_insert(session)(awaited)
             .values(run_id=run_id, card_id=card_id)
             .on_conflict_do_nothing()
         )
@@ -124,6 +118,6 @@ async def save_epic(session: AsyncSession, epic: Epic, provenance: Provenance, r
         "run_id": run_id,
         "updated_at": datetime.now(UTC),
     }
-    statement = _insert(session)(epics).values(**values)
+    statement = dialect_insert(session)(epics).values(**values)
     update = {k: v for k, v in values.items() if k != "epic_id"}
     await session.execute(statement.on_conflict_do_update(index_elements=["epic_id"], set_=update))

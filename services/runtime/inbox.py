@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.runtime.db import dialect_insert
 from services.runtime.tables import inbox
 
 
@@ -21,9 +21,7 @@ async def claim(session: AsyncSession, consumer: str, event_id: str) -> bool:
     claim goes with it, and a redelivery is handled afresh.
     """
     values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(inbox).values(**values).on_conflict_do_nothing()
+    statement = dialect_insert(session)(inbox).values(**values).on_conflict_do_nothing()
     result = await session.execute(statement)
     return bool(getattr(result, "rowcount", 0) == 1)
 

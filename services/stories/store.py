@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import Provenance, Story
+from services.runtime.db import dialect_insert
 
 metadata = MetaData()
 
@@ -25,11 +24,6 @@ stories = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_stories_epic_id", "epic_id"),
 )
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def replace_stories(
@@ -54,7 +48,7 @@ async def replace_stories(
             "run_id": run_id,
             "updated_at": now,
         }
-        statement = _insert(session)(stories).values(**values)
+        statement = dialect_insert(session)(stories).values(**values)
         update = {k: v for k, v in values.items() if k != "story_id"}
         await session.execute(
             statement.on_conflict_do_update(index_elements=["story_id"], set_=update)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import Provenance, Subtask
+from services.runtime.db import dialect_insert
 
 metadata = MetaData()
 
@@ -26,11 +25,6 @@ subtasks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_subtasks_story_id", "story_id"),
 )
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def replace_subtasks(
@@ -57,7 +51,7 @@ async def replace_subtasks(
             "run_id": run_id,
             "updated_at": now,
         }
-        statement = _insert(session)(subtasks).values(**values)
+        statement = dialect_insert(session)(subtasks).values(**values)
         update = {k: v for k, v in values.items() if k != "subtask_id"}
         await session.execute(
             statement.on_conflict_do_update(index_elements=["subtask_id"], set_=update)

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.backlog import Provenance
+from services.runtime.db import dialect_insert
 from services.runtime.tables import llm_cache
 
 
@@ -101,9 +101,8 @@ class SqlResultCache:
             "created_at": datetime.now(UTC),
         }
         async with self._sessions.begin() as session:
-            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            await session.execute(insert(llm_cache).values(**values).on_conflict_do_nothing())
+            statement = dialect_insert(session)(llm_cache).values(**values)
+            await session.execute(statement.on_conflict_do_nothing())
 
     async def delete(self, key: str) -> None:
         async with self._sessions.begin() as session:

@@ -14,7 +14,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
@@ -22,6 +21,7 @@ from contracts.backlog import Provenance
 from contracts.events import ErrorCode, ItemError, PlannedItem, ProgressKind, RunProgress, Stage
 from contracts.topics import RUNS_PROGRESS
 from services.runtime import outbox
+from services.runtime.db import dialect_insert
 from services.runtime.work.tables import work_items, work_runs
 
 
@@ -80,11 +80,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 def _run_from_row(row: Any) -> WorkRun:
     return WorkRun(
         run_id=row.run_id,
@@ -126,7 +121,7 @@ class WorkQueue:
         ``scope`` records what the run was asked to cover (e.g. card ids) for stages that
         expand it later, once their inputs are all there."""
         await session.execute(
-            _insert(session)(work_runs)
+            dialect_insert(session)(work_runs)
             .values(
                 run_id=run_id,
                 stage=self.stage.value,

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and report, not timed tests (``make bench``)."""
