@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help venv kafka-jars demo test test-all lint fmt up down logs status lock clean
+.PHONY: help venv kafka-jars demo test test-all lint fmt up down logs status lock clean bench
 
 help:
 	@echo "make demo      set up and run the local stack with a sample through the pipeline"
@@ -69,6 +69,11 @@ status:
 
 demo: venv kafka-jars
 	$(PY) deploy/local/stack.py demo
+
+# Pipeline benchmark (tests/perf/README.md): reports makespan vs ideal and vs sequential;
+# never fails on the numbers, only when a run fails.
+bench: venv kafka-jars
+	$(PY) tests/perf/pipeline_bench.py
 
 clean: down
 	rm -rf .cardflow

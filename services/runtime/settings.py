@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         ge=10_000,
         description="Consumer leaves the group if a handler holds the poll loop longer.",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        le=5000,
+        description="How long a fetch waits for data: the hand-over latency between stages.",
+    )
     kafka_session_timeout_ms: int = Field(
         default=10_000,
         ge=6_000,

@@ -66,7 +66,9 @@ class Rig:
         return await self.committed() == expected
 
     async def committed(self) -> int:
-        offsets = await committed_offsets(self.bootstrap, self.service.settings.service_name)
+        # The runtime's consumer group of a handler: one per (service, topic).
+        group = f"{self.service.settings.service_name}.{self.topic}"
+        offsets = await committed_offsets(self.bootstrap, group)
         return offsets.get((self.topic, 0), 0)
 
 
