@@ -141,7 +141,9 @@ class Consumers:
     ) -> None:
         # A group per (service, topic): subscribers of one service joining one group would
         # rebalance each other on every start, and a slow topic would stall the others.
-        consumer = group_id or f"{self._settings.service_name}.{topic}"
+        # The topic prefix is part of it, so environments sharing a cluster never share groups.
+        settings = self._settings
+        consumer = group_id or f"{settings.kafka_topic_prefix}{settings.service_name}.{topic}"
 
         async def on_message(message: KafkaMessage) -> None:
             await self.deliver(message.raw_message, consumer, handler, accepted_versions)

@@ -56,7 +56,7 @@ async def enqueue(session: AsyncSession, topic: str, envelope: Envelope) -> None
 
 
 async def lock_pending(session: AsyncSession, limit: int) -> list[PendingEvent]:
-    """The oldest unpublished rows, locked against other relays (PostgreSQL; SQLite has one)."""
+    """The oldest unpublished rows (row-locked on PostgreSQL while the transaction lasts)."""
     statement = (
         select(
             outbox.c.seq,

@@ -134,27 +134,39 @@ class OutboxRelay:
             log.info("outbox relay recovered", extra={"fields": {"last_batch_size": len(last)}})
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
-        async with self._sessions() as session, session.begin():
+        # Three short steps, no database transaction held across the Kafka one: on SQLite a
+        # transaction holds the file's write lock, and a slow broker must not stall every
+        # handler and heartbeat of the service. Only the leader publishes, so nobody else
+        # can take these rows meanwhile.
+        async with self._sessions.begin() as session:
             batch = await outbox.lock_pending(session, self._settings.outbox_batch_size)
-            if not batch:
-                return 0
-            seqs = [row.seq for row in batch]
-            async with producer.transaction():
-                for row in batch:
-                    await producer.send(
-                        self._settings.topic(row.topic),
-                        value=row.payload,
-                        key=row.key.encode(),
-                        headers=[(k, v.encode()) for k, v in row.headers.items()],
-                    )
+        if not batch:
+            return 0
+        seqs = [row.seq for row in batch]
+        async with producer.transaction():
+            sent = [
+                await producer.send(
+                    self._settings.topic(row.topic),
+                    value=row.payload,
+                    key=row.key.encode(),
+                    headers=[(k, v.encode()) for k, v in row.headers.items()],
+                )
+                for row in batch
+            ]
+            sent.append(
                 await producer.send(
                     self._settings.topic(ledger_topic(self._service)),
                     key=self._service.encode(),
                     value=json.dumps({"events": [[r.seq, r.event_id] for r in batch]}).encode(),
                 )
-                await self._before_kafka_commit(seqs)
-            # Committed in Kafka; a crash from here to the DB commit is what _recover repairs.
-            await self._after_kafka_commit(seqs)
+            )
+            # Every record acknowledged inside the transaction before it commits: a failed
+            # send aborts the batch here rather than at commit.
+            await asyncio.gather(*sent)
+            await self._before_kafka_commit(seqs)
+        # Committed in Kafka; a crash from here to the DB commit is what _recover repairs.
+        await self._after_kafka_commit(seqs)
+        async with self._sessions.begin() as session:
             await outbox.mark_published(session, seqs)
         self.published += len(batch)
         return len(batch)
