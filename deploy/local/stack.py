@@ -291,7 +291,19 @@ def kafka_ready(bootstrap: str) -> bool:
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     if not port_open(host, int(port)):
         return False
-    return asyncio.run(_kafka_metadata(bootstrap))
+    return asyncio.run(_kafka_metadata(bootstrap)) and _warm_up(bootstrap)
+
+
+def _warm_up(bootstrap: str) -> bool:
+    """A fresh broker creates its internal topics now, not while the services all start
+    (that made the first run several times slower)."""
+    from services.runtime.topics import warm_up_broker
+
+    try:
+        asyncio.run(warm_up_broker(bootstrap, timeout_s=60))
+    except Exception:
+        return False
+    return True
 
 
 async def _kafka_metadata(bootstrap: str) -> bool:

@@ -444,6 +444,10 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
     jars = ensure_kafka_jars()
     broker = LocalKafka(workdir / "data", workdir / "broker.log")
     with broker:
+        # A fresh broker creates its internal topics on first use; do it before any test.
+        from services.runtime.topics import warm_up_broker
+
+        run_sync(lambda: warm_up_broker(broker.bootstrap))
         version = jars.parent.name.split("-")[0]
         source = f"local broker deploy/kafka/run.sh (Kafka {version}, pid {broker.pid})"
         _record("kafka", source, broker.bootstrap, started)
