@@ -32,7 +32,7 @@ from services.gateway.projection import Projection
 from services.gateway.watch import RunWatch
 from services.runtime.delivery import HandlerContext
 from services.runtime.migrate import MigrationHistory
-from services.runtime.service import Service, build_service, check_ready, prepare
+from services.runtime.service import Service, build_service, check_ready, running
 from services.runtime.settings import Settings
 
 MIGRATIONS = MigrationHistory("gateway", Path(__file__).parent / "migrations")
@@ -77,18 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await prepare(service)
-        relay_stop = asyncio.Event()
-        relay = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
-        await service.broker.start()
-        try:
+        async with running(service):
             yield
-        finally:
-            service.stop.set()
-            await service.broker.stop()
-            relay_stop.set()
-            await relay
-            await service.engine.dispose()
 
     app = FastAPI(
         title="cardflow gateway",

@@ -354,8 +354,8 @@ async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
                 state=i.state,
                 attempts=i.attempts,
                 tokens_so_far=i.tokens_so_far,
-                started_at=_aware(i.started_at),
-                finished_at=_aware(i.finished_at),
+                started_at=as_utc(i.started_at),
+                finished_at=as_utc(i.finished_at),
                 error_code=i.error_code,
                 error_message=i.error_message,
             )
@@ -364,7 +364,7 @@ async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
     )
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything here is UTC.
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.backlog import Epic, Story, Subtask
 from services.gateway import runview
 from services.gateway.problems import not_found
-from services.gateway.projection import load_facts
+from services.gateway.projection import as_utc, load_facts
 from services.gateway.tables import (
     cards,
     epics,
@@ -26,11 +26,8 @@ from services.gateway.tables import (
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    aware = as_utc(value)
+    return aware.isoformat() if aware is not None else None
 
 
 async def project_row(session: AsyncSession, tenant: str, project_id: str) -> Any:
@@ -124,8 +121,8 @@ async def run_object(session: AsyncSession, row: Any) -> dict[str, Any]:
     """DESIGN.md's run object."""
     facts = await load_facts(session, row)
     now = datetime.now(UTC)
-    created = _aware(row.created_at)
-    finished_at = _aware(row.finished_at)
+    created = as_utc(row.created_at)
+    finished_at = as_utc(row.finished_at)
     finished = runview.is_finished(facts)
     stage_counts = {
         stage: runview.counts(i for i in facts.items if i.stage == stage)
@@ -158,12 +155,6 @@ async def run_object(session: AsyncSession, row: Any) -> dict[str, Any]:
         "version": row.version,
         "updated_at": _iso(row.updated_at),
     }
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 async def list_runs(session: AsyncSession, project_id: str) -> list[dict[str, Any]]:

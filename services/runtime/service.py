@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,16 +86,25 @@ Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_service(service: Service, background: Sequence[Background] = ()) -> None:
-    """Runs until SIGTERM/SIGINT. ``background`` loops (e.g. an item runner) get a stop
-    event of their own and are stopped first, so what they finish is still published."""
+    """Runs until SIGTERM/SIGINT (see ``running`` for the start and stop order)."""
     settings = service.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    await prepare(service)
-    relay_stop = asyncio.Event()
-    relay_task = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stop.set)
+    async with running(service, background):
+        await service.stop.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(service: Service, background: Sequence[Background] = ()) -> AsyncIterator[None]:
+    """The service prepared and running for the block: the relay, the broker's consumers and
+    the ``background`` loops (e.g. an item runner). On exit, the background loops stop
+    first and the consumers drain their in-flight messages, then the relay publishes what
+    they emitted, then the database closes."""
+    await prepare(service)
+    relay_stop = asyncio.Event()
+    relay_task = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
     await service.broker.start()
     background_stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = [
@@ -103,9 +112,10 @@ async def run_service(service: Service, background: Sequence[Background] = ()) -
     ]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
     try:
-        await service.stop.wait()
+        yield
     finally:
         log.info("shutting down: draining in-flight messages")
+        service.stop.set()  # handlers waiting out a retry backoff give up their message
         background_stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await service.broker.stop()
