@@ -23,7 +23,16 @@ from contracts.events import (
     SubtasksGenerated,
 )
 from services.gateway import runview
-from services.gateway.tables import cards, epics, run_items, run_log, runs, stories, subtasks
+from services.gateway.tables import (
+    cards,
+    epics,
+    item_results,
+    run_items,
+    run_log,
+    runs,
+    stories,
+    subtasks,
+)
 from services.gateway.watch import RunWatch
 
 TERMINAL = runview.TERMINAL
@@ -176,6 +185,42 @@ class Projection:
 
     # --- domain events -----------------------------------------------------------------
 
+    async def _result_landed(
+        self, session: AsyncSession, envelope: Envelope, stage: str, item_id: str
+    ) -> None:
+        """Records that the result of ``item_id`` (its natural key: card, epic, story id) is
+        projected; the run it belongs to may finish now."""
+        if envelope.run_id is None:
+            return
+        known = (
+            await session.execute(
+                select(runs.c.run_id).where(
+                    runs.c.run_id == envelope.run_id, runs.c.tenant_id == envelope.tenant_id
+                )
+            )
+        ).first()
+        if known is None:
+            return
+        landed = await session.execute(
+            select(item_results.c.item_id).where(
+                item_results.c.run_id == envelope.run_id,
+                item_results.c.stage == stage,
+                item_results.c.item_id == item_id,
+            )
+        )
+        if landed.first() is None:
+            await session.execute(
+                insert(item_results).values(
+                    run_id=envelope.run_id,
+                    stage=stage,
+                    item_id=item_id,
+                    event_id=envelope.id,
+                    landed_at=_now(),
+                )
+            )
+        await touch_run(session, envelope.run_id)
+        self.watch.changed(envelope.run_id)
+
     async def apply_card_analyzed(self, session: AsyncSession, envelope: Envelope) -> None:
         event = CardAnalyzed.model_validate(envelope.data)
         await session.execute(
@@ -189,6 +234,7 @@ class Projection:
                 analysis_error=None,
             )
         )
+        await self._result_landed(session, envelope, "analysis", event.card_id)
 
     async def apply_epic_generated(self, session: AsyncSession, envelope: Envelope) -> None:
         event = EpicGenerated.model_validate(envelope.data)
@@ -207,6 +253,7 @@ class Projection:
                 "updated_at": _now(),
             },
         )
+        await self._result_landed(session, envelope, "epics", epic.epic_id)
 
     async def apply_stories_generated(self, session: AsyncSession, envelope: Envelope) -> None:
         event = StoriesGenerated.model_validate(envelope.data)
@@ -237,6 +284,7 @@ class Projection:
                     "updated_at": _now(),
                 },
             )
+        await self._result_landed(session, envelope, "stories", event.epic_id)
 
     async def apply_subtasks_generated(self, session: AsyncSession, envelope: Envelope) -> None:
         event = SubtasksGenerated.model_validate(envelope.data)
@@ -263,6 +311,7 @@ class Projection:
                     "updated_at": _now(),
                 },
             )
+        await self._result_landed(session, envelope, "subtasks", event.story_id)
 
 
 def _item(run_id: str, stage: str, item_id: str) -> Any:
@@ -321,8 +370,13 @@ async def _add_usage(session: AsyncSession, run_id: str, provenance: dict[str, A
 
 
 async def touch_run(session: AsyncSession, run_id: str, at: datetime | None = None) -> None:
-    """Recomputes the run's status from its items and bumps its version."""
-    row = (await session.execute(select(runs).where(runs.c.run_id == run_id))).one()
+    """Recomputes the run's status from its items and bumps its version.
+
+    The run's row is locked first: progress and result events are projected by different
+    consumers, and without the lock each could compute the status from a snapshot that misses
+    the other's write (both see "running"; the run never finishes). Under READ COMMITTED the
+    statements after the lock see what the other committed."""
+    row = (await session.execute(select(runs).where(runs.c.run_id == run_id).with_for_update())).one()
     facts = await load_facts(session, row)
     status = runview.status(facts)
     running = sum(1 for i in facts.items if i.state == "running")
@@ -340,6 +394,14 @@ async def touch_run(session: AsyncSession, run_id: str, at: datetime | None = No
 
 
 async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
+    landed = {
+        (r.stage, r.item_id)
+        for r in await session.execute(
+            select(item_results.c.stage, item_results.c.item_id).where(
+                item_results.c.run_id == row.run_id
+            )
+        )
+    }
     items = await session.execute(
         select(run_items).where(run_items.c.run_id == row.run_id).order_by(run_items.c.seq)
     )
@@ -358,6 +420,7 @@ async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
                 finished_at=as_utc(i.finished_at),
                 error_code=i.error_code,
                 error_message=i.error_message,
+                result_landed=(i.stage, i.item_id) in landed,
             )
             for i in items
         ],

@@ -3,6 +3,8 @@
 A stage is done when its service said so (``stage_finished``) or, for the stages a pipeline
 streams (stories, subtasks), when the stage before it is done and all its items are
 terminal: their items are created as their parents succeed, so nothing can be added after.
+Either way, it is done only once the result of every succeeded item is in the read model:
+a client that sees a finished run must find everything it made.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class ItemView:
     finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    result_landed: bool = False
+    """The item's result event (card analysed, epic, stories, subtasks) has been projected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +59,17 @@ def counts(items: Iterable[ItemView]) -> dict[str, int]:
 
 
 def stage_done(facts: RunFacts, stage: str) -> bool:
-    stages = stages_of(facts.stage)
     items = [i for i in facts.items if i.stage == stage]
+    if not all(i.state in TERMINAL for i in items):
+        return False
+    if any(i.state == "succeeded" and not i.result_landed for i in items):
+        return False
     if stage in facts.stages_finished:
         return True
     if facts.stage != "pipeline" or stage in ("analysis", "epics"):
         return False
-    previous = stages[stages.index(stage) - 1]
-    return stage_done(facts, previous) and all(i.state in TERMINAL for i in items)
+    stages = stages_of(facts.stage)
+    return stage_done(facts, stages[stages.index(stage) - 1])
 
 
 def is_finished(facts: RunFacts) -> bool:

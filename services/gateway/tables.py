@@ -175,3 +175,16 @@ subtasks = Table(
     Column("provenance", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# The result event of a run's item has been projected. A run is finished only when every
+# succeeded item's result is here: progress and results travel on different topics, so the
+# progress consumer may see ``item_succeeded`` before the backlog shows what it made.
+item_results = Table(
+    "gw_item_results",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("stage", String(16), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("landed_at", DateTime(timezone=True), nullable=False),
+)

@@ -18,7 +18,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def item(
-    stage: str, item_id: str, state: str, start: int | None = None, end: int | None = None
+    stage: str,
+    item_id: str,
+    state: str,
+    start: int | None = None,
+    end: int | None = None,
+    landed: bool = True,
 ) -> ItemView:
     return ItemView(
         stage=stage,
@@ -27,6 +32,7 @@ def item(
         state=state,
         started_at=T0 + timedelta(seconds=start) if start is not None else None,
         finished_at=T0 + timedelta(seconds=end) if end is not None else None,
+        result_landed=landed and state == "succeeded",
     )
 
 
@@ -53,6 +59,24 @@ def test_a_single_stage_run_finishes_only_when_its_service_says_so() -> None:
     items = [item("epics", "e1", "succeeded")]
     assert status(RunFacts("epics", frozenset(), items)) == "running"
     assert status(RunFacts("epics", frozenset({"epics"}), items)) == "succeeded"
+
+
+def test_a_run_is_not_finished_before_the_results_of_its_succeeded_items_are_projected() -> None:
+    # Progress and results travel on different topics: "succeeded" may be seen first.
+    lagging = RunFacts(
+        "subtasks", frozenset({"subtasks"}), [item("subtasks", "s1", "succeeded", landed=False)]
+    )
+    assert not is_finished(lagging)
+    assert status(lagging) == "running"
+    streamed = pipeline(
+        item("analysis", "c1", "succeeded"),
+        item("epics", "e1", "succeeded"),
+        item("stories", "e1", "succeeded"),
+        item("subtasks", "s1", "succeeded", landed=False),
+    )
+    assert not stage_done(streamed, "subtasks")
+    failed = RunFacts("subtasks", frozenset({"subtasks"}), [item("subtasks", "s1", "failed")])
+    assert status(failed) == "failed", "a failed item has no result to wait for"
 
 
 def test_a_queued_run_has_started_nothing() -> None:
