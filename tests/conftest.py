@@ -19,6 +19,9 @@ from tests.support import infra
 
 T = TypeVar("T")
 
+# The `stack` fixture (every service as a process on a real broker) for e2e and fault tests.
+pytest_plugins = ["tests.support.stack_fixtures"]
+
 # Fixture -> marker, so `-m "not kafka"` etc. select without every test repeating the marker.
 _FIXTURE_MARKERS = {"kafka_bootstrap": "kafka", "local_kafka": "kafka", "postgres_url": "postgres"}
 

@@ -1,4 +1,4 @@
-"""A running pipeline stack per database backend, shared by the tests of a module.
+"""A running pipeline stack per database backend, shared by the tests of a module (e2e, faults).
 
 A module may define a ``stack_env`` fixture (extra environment for every service, e.g. an
 LLM endpoint) and ``STACK_BACKENDS`` (default: both SQLite and PostgreSQL)."""
