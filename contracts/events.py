@@ -192,6 +192,8 @@ class ProgressKind(StrEnum):
     ITEM_SUCCEEDED = "item_succeeded"
     ITEM_FAILED = "item_failed"
     ITEM_CANCELLED = "item_cancelled"
+    ITEM_REQUEUED = "item_requeued"
+    """A retry put a failed or cancelled item back in the queue."""
     STAGE_FINISHED = "stage_finished"
     LOG = "log"
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import new_event_id
-from services.gateway import commands, export, queries, uploads
+from services.gateway import commands, controls, export, queries, uploads
 from services.gateway.auth import tenant_of
 from services.gateway.problems import Problem
 from services.gateway.tables import uploads as uploads_table
@@ -223,6 +223,46 @@ async def get_run(
     async with sessions() as session:
         body = await queries.run_object(session, row)
     return JSONResponse(body, headers=headers)
+
+
+def _gate(request: Request) -> Any:
+    return request.app.state.service.fleet.gate
+
+
+@router.post("/runs/{run_id}/cancel", status_code=202)
+async def cancel_run(run_id: str, request: Request, response: Response, tenant: Tenant) -> Any:
+    """Stops the run: no LLM call of it starts once this answers; finished items stay."""
+    sessions = _sessions(request)
+    async with sessions() as session:
+        controls.check_cancel(await queries.run_row(session, tenant, run_id))
+    # The fleet gate first: every replica of every service checks it before each LLM call.
+    await _gate(request).cancel_run(run_id)
+    async with sessions.begin() as session:
+        row = await queries.run_row(session, tenant, run_id)
+        if row.status in ("queued", "running", "cancelling"):
+            await controls.cancel(session, row)
+        run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
+    _committed(request)
+    response.headers["ETag"] = _etag(run["version"])
+    return run
+
+
+@router.post("/runs/{run_id}/retry", status_code=202)
+async def retry_run(run_id: str, request: Request, response: Response, tenant: Tenant) -> Any:
+    """Reruns only the run's failed and cancelled items, in the same run."""
+    sessions = _sessions(request)
+    async with sessions() as session:
+        row = await queries.run_row(session, tenant, run_id)
+        controls.check_retry(row, (await queries.run_object(session, row))["counts"])
+    await _gate(request).reopen_run(run_id)
+    async with sessions.begin() as session:
+        row = await queries.run_row(session, tenant, run_id)
+        controls.check_retry(row, (await queries.run_object(session, row))["counts"])
+        await controls.retry(session, row)
+        run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
+    _committed(request)
+    response.headers["ETag"] = _etag(run["version"])
+    return run
 
 
 @router.get("/runs/{run_id}/items")

@@ -56,6 +56,9 @@ PROBLEMS: Mapping[str, ProblemSpec] = _registry(
     ProblemSpec("unreadable_file", 415, "Unreadable file"),
     ProblemSpec("input_invalid", 422, "Invalid input"),
     ProblemSpec("no_cards", 422, "No cards found"),
+    ProblemSpec("run_finished", 409, "The run has finished"),
+    ProblemSpec("run_active", 409, "The run is still running"),
+    ProblemSpec("nothing_to_retry", 409, "The run has no failed or cancelled items"),
     # server side
     ProblemSpec("internal", 500, "Internal error"),
     ProblemSpec("unavailable", 503, "Service unavailable"),

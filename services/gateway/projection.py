@@ -141,6 +141,32 @@ class Projection:
             await self._move(
                 session, run.run_id, stage, progress.item_id, state="cancelled", finished_at=at
             )
+            if stage == "analysis":
+                await session.execute(
+                    update(cards)
+                    .where(
+                        cards.c.card_id == progress.item_id, cards.c.analysis_status == "analyzing"
+                    )
+                    .values(analysis_status="pending")
+                )
+        elif kind is ProgressKind.ITEM_REQUEUED and progress.item_id:
+            # The one move back a terminal item makes: a retry of the run.
+            await session.execute(
+                update(run_items)
+                .where(
+                    _item(run.run_id, stage, progress.item_id),
+                    run_items.c.state.in_(("failed", "cancelled")),
+                )
+                .values(
+                    state="pending",
+                    started_at=None,
+                    finished_at=None,
+                    error_code=None,
+                    error_message=None,
+                    tokens_so_far=0,
+                    updated_at=_now(),
+                )
+            )
         elif kind is ProgressKind.STAGE_FINISHED:
             finished = set(
                 json.loads(
@@ -376,7 +402,9 @@ async def touch_run(session: AsyncSession, run_id: str, at: datetime | None = No
     consumers, and without the lock each could compute the status from a snapshot that misses
     the other's write (both see "running"; the run never finishes). Under READ COMMITTED the
     statements after the lock see what the other committed."""
-    row = (await session.execute(select(runs).where(runs.c.run_id == run_id).with_for_update())).one()
+    row = (
+        await session.execute(select(runs).where(runs.c.run_id == run_id).with_for_update())
+    ).one()
     facts = await load_facts(session, row)
     status = runview.status(facts)
     running = sum(1 for i in facts.items if i.state == "running")
@@ -408,6 +436,7 @@ async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
     return runview.RunFacts(
         stage=row.stage,
         stages_finished=frozenset(json.loads(row.stages_finished)),
+        cancel_requested=bool(row.cancel_requested),
         items=[
             runview.ItemView(
                 stage=i.stage,
@@ -465,6 +494,8 @@ def _log_message(progress: RunProgress) -> str:
         return f"{item} failed: {error.code.value}: {error.message}" if error else f"{item} failed"
     if kind is ProgressKind.ITEM_CANCELLED:
         return f"{item} cancelled"
+    if kind is ProgressKind.ITEM_REQUEUED:
+        return f"{item} queued again (retry)"
     if kind is ProgressKind.STAGE_FINISHED:
         return f"{progress.stage.value} stage finished"
     return progress.message or kind.value

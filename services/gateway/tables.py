@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -82,6 +83,7 @@ runs = Table(
     Column("options", Text, nullable=False, default="{}"),
     Column("scope", Text, nullable=False, default="{}"),
     Column("stages_finished", Text, nullable=False, default="[]"),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("llm_calls", Integer, nullable=False, default=0),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),

@@ -25,7 +25,9 @@ from services.runtime import outbox
 from services.runtime.broker import make_broker
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.delivery import Consumers
+from services.runtime.fleet import Fleet, build_fleet
 from services.runtime.logging import configure_logging
+from services.runtime.metrics import serve_metrics
 from services.runtime.migrate import MigrationHistory, migrate
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -43,6 +45,7 @@ class Service:
     relay: OutboxRelay
     consumers: Consumers
     stop: asyncio.Event
+    fleet: Fleet
     migrations: list[MigrationHistory] = field(default_factory=list)
 
 
@@ -58,7 +61,10 @@ def build_service(
     relay = relay_class(settings, engine, sessions)
     stop = asyncio.Event()
     consumers = Consumers(settings, broker, sessions, on_committed=relay.notify, stop=stop)
-    return Service(settings, engine, sessions, broker, relay, consumers, stop, list(migrations))
+    fleet = build_fleet(settings, engine, sessions)
+    return Service(
+        settings, engine, sessions, broker, relay, consumers, stop, fleet, list(migrations)
+    )
 
 
 async def check_ready(service: Service, timeout_s: float = 2.0) -> dict[str, bool]:
@@ -77,6 +83,7 @@ async def check_ready(service: Service, timeout_s: float = 2.0) -> dict[str, boo
 async def prepare(service: Service) -> None:
     """Migrations and topics: idempotent, run at every start."""
     await migrate(service.engine, *service.migrations)
+    await service.fleet.prepare()
     topics = all_topic_names() + service.consumers.topics
     topics += [dead_letter_topic(t) for t in service.consumers.topics]
     await ensure_topics(service.settings, topics)
@@ -111,10 +118,13 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
         asyncio.create_task(loop_(background_stop)) for loop_ in background
     ]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
+    # Last to start, first to stop: an endpoint that answers means a service that runs.
+    stop_metrics = serve_metrics(service.settings.metrics_port)
     try:
         yield
     finally:
         log.info("shutting down: draining in-flight messages")
+        stop_metrics()
         service.stop.set()  # handlers waiting out a retry backoff give up their message
         background_stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -123,6 +133,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
         relay_stop.set()
         await relay_task
         await service.engine.dispose()
+        await service.fleet.close()
         log.info("service stopped")
 
 

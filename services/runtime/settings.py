@@ -127,6 +127,22 @@ class Settings(BaseSettings):
         default="json", description="json in production; text is easier to read locally."
     )
 
+    # Metrics
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a Prometheus /metrics endpoint of this process (all interfaces); "
+        "0 turns it off. For stage services, which have no HTTP server; the gateway serves "
+        "/metrics on gateway_port anyway. On one machine give each process its own.",
+    )
+    dlq_waiting_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the gateway counts the dead letters not replayed yet (gauge "
+        "cardflow_dead_letters_waiting); 0 turns the count off.",
+    )
+
     # LLM
     llm_base_url: str | None = Field(
         default=None,
@@ -181,6 +197,26 @@ class Settings(BaseSettings):
         '`{"my-model": [0.5, 1.5]}` (replaces the defaults). A dated name matches its base '
         "(gpt-4o-mini-2024-07-18 is gpt-4o-mini); a model not listed is recorded at cost 0.",
     )
+    llm_max_in_flight: int = Field(
+        default=16,
+        ge=0,
+        description="LLM calls in flight at once across every replica of every service that "
+        "shares `fleet_database_url`; 0: no ceiling.",
+    )
+    llm_tokens_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Tokens (input + output) all services sharing `fleet_database_url` may use "
+        "in any 60 s; a call waits for room; 0: no ceiling.",
+    )
+    fleet_database_url: str | None = Field(
+        default=None,
+        description="The database every service and the gateway share for fleet-wide limits "
+        "(LLM calls in flight, tokens per minute), run budgets and cancellation. Unset: with "
+        "`database_url` unset too, one SQLite file under state_dir/data shared by the local "
+        "services; with `database_url` set, the service's own database (limits then hold per "
+        "service: set this to one PostgreSQL database for a fleet).",
+    )
     llm_offline_latency_s: float = Field(
         default=0.0,
         ge=0,
@@ -229,6 +265,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         path = (self.state_dir / "data" / f"{self.service_name}.db").resolve()
+        return f"sqlite+aiosqlite:///{path}"
+
+    def resolved_fleet_database_url(self) -> str | None:
+        """None: the service's own database."""
+        if self.fleet_database_url:
+            return self.fleet_database_url
+        if self.database_url:
+            return None
+        path = (self.state_dir / "data" / "fleet.db").resolve()
         return f"sqlite+aiosqlite:///{path}"
 
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
-from contracts.events import Stage
+from contracts.events import ControlAction, RunControl, Stage
+from contracts.topics import RUNS_CONTROL
 from services.runtime.delivery import Handler, HandlerContext
 from services.runtime.llm import LLMClient, SqlResultCache, build_llm_client
 from services.runtime.migrate import MigrationHistory
@@ -30,7 +31,9 @@ class StageApp:
         self.service = build_service(settings, migrations)
         self.sessions = self.service.sessions
         self.queue = WorkQueue(stage, settings.service_name)
-        self.llm: LLMClient = build_llm_client(settings, SqlResultCache(self.sessions))
+        self.llm: LLMClient = build_llm_client(
+            settings, SqlResultCache(self.sessions), self.service.fleet.gate
+        )
         self._worker: StageWorker | None = None
         self.runner: ItemRunner | None = None
 
@@ -44,6 +47,16 @@ class StageApp:
             on_committed=self.service.relay.notify,
         )
         self.service.consumers.add_commit_listener(self.runner.notify)
+        self.consume(RUNS_CONTROL.name, self._on_control, {RunControl.TYPE: {1}})
+
+    async def _on_control(self, ctx: HandlerContext) -> None:
+        """Cancel and retry reach every stage service: each acts on its part of the run."""
+        control = RunControl.model_validate(ctx.envelope.data)
+        if control.action is ControlAction.CANCEL:
+            project_id = ctx.envelope.project_id or ""
+            await self.queue.cancel_run(ctx.session, ctx.envelope, control.run_id, project_id)
+        else:
+            await self.queue.retry_run(ctx.session, control.run_id)
 
     def consume(
         self, topic: str, handler: Handler, versions: Mapping[str, Collection[int]]
@@ -74,7 +87,8 @@ class StageApp:
         if await self.queue.close_run(session, run) and self._worker is not None:
             finished = await self.queue.get_run(session, run.run_id)
             assert finished is not None
-            await self._worker.run_finished(session, finished)
+            if not finished.cancel_requested:
+                await self._worker.run_finished(session, finished)
 
     def event(self, run: WorkRun, payload: BaseModel, *, key: str) -> Envelope:
         """A domain event or command caused by the command that opened ``run``."""

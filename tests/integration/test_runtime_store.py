@@ -121,7 +121,11 @@ def _service_histories() -> list[tuple[MigrationHistory, MetaData]]:
     from services.subtasks import store as subtasks_store
     from services.subtasks.app import MIGRATIONS as SUBTASKS
 
+    from services.runtime.fleet import FLEET_HISTORY
+    from services.runtime.fleet.tables import fleet_metadata
+
     return [
+        (FLEET_HISTORY, fleet_metadata),
         (ANALYSIS, analysis_store.metadata),
         (EPICS, epics_store.metadata),
         (STORIES, stories_store.metadata),

@@ -237,3 +237,82 @@ async def test_a_redelivered_command_adds_no_item_twice(rig: Rig) -> None:
     async with rig.sessions.begin() as session:
         assert await rig.queue.add_items(session, run, items) == []
     assert set(await rig.states("r6")) == {"a", "b"}
+
+
+def control(run_id: str) -> Any:
+    return root_envelope(
+        type="cardflow.run.control",
+        schema_version=1,
+        source="gateway",
+        tenant_id="t1",
+        key=run_id,
+        data={},
+        run_id=run_id,
+        project_id="p1",
+    )
+
+
+async def test_a_cancel_stops_running_items_at_their_heartbeat_and_cancels_the_rest(
+    rig: Rig,
+) -> None:
+    items = [NewItem(f"c{n}", f"item {n}", {"do": "hang"}) for n in range(5)]
+    await rig.open("rc", items)
+    runner = rig.runner(work_concurrency=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await until(lambda: rig.worker.in_flight == 2, timeout=10, what="two items running")
+        async with rig.sessions.begin() as session:
+            await rig.queue.cancel_run(session, control("rc"), "rc", "p1")
+        await until(
+            lambda: _states_are(rig, "rc", {i.item_id: ItemState.CANCELLED for i in items}),
+            timeout=10,
+            what="every item cancelled",
+        )
+    finally:
+        stop.set()
+        await task
+    assert sum(rig.worker.calls.values()) == 2, "an item started after the cancel"
+    assert rig.worker.finished_runs == [], "a cancelled run must not start the next stage"
+    kinds = [e["kind"] for e in await rig.progress("rc")]
+    assert kinds.count("item_cancelled") == 5
+    assert kinds[-1] == "stage_finished"
+
+
+async def test_a_cancel_before_the_command_leaves_a_tombstone_that_cancels_its_items(
+    rig: Rig,
+) -> None:
+    async with rig.sessions.begin() as session:
+        await rig.queue.cancel_run(session, control("rt"), "rt", "p1")
+    await rig.open("rt", [NewItem("late", "l")])
+    assert await rig.states("rt") == {"late": ItemState.CANCELLED}
+    kinds = [e["kind"] for e in await rig.progress("rt")]
+    assert kinds == ["stage_finished", "item_cancelled"]
+    # A retry removes the tombstone's cancel: the item runs.
+    async with rig.sessions.begin() as session:
+        assert await rig.queue.retry_run(session, "rt") == ["late"]
+    await run_until(rig, rig.runner(), "rt", {"late": ItemState.SUCCEEDED})
+
+
+async def test_a_retry_requeues_only_failed_and_cancelled_items_with_fresh_attempts(
+    rig: Rig,
+) -> None:
+    await rig.open("rr", [NewItem("ok", "o"), NewItem("refused", "r", {"do": "refused"})])
+    await run_until(
+        rig, rig.runner(), "rr", {"ok": ItemState.SUCCEEDED, "refused": ItemState.FAILED}
+    )
+    assert rig.worker.finished_runs == ["rr"]
+    async with rig.sessions.begin() as session:
+        assert await rig.queue.retry_run(session, "rr") == ["refused"]
+        assert await rig.queue.retry_run(session, "rr") == [], "a second retry finds nothing"
+    async with rig.sessions() as session:
+        run = await rig.queue.get_run(session, "rr")
+    assert run is not None and run.state.value == "closed"
+    await run_until(
+        rig, rig.runner(), "rr", {"ok": ItemState.SUCCEEDED, "refused": ItemState.FAILED}
+    )
+    assert rig.worker.calls == {"ok": 1, "refused": 2}
+    assert rig.worker.finished_runs == ["rr", "rr"], "the run finishes again, once"
+    kinds = [e["kind"] for e in await rig.progress("rr")]
+    assert kinds.count("item_requeued") == 1
+    assert kinds.count("stage_finished") == 2

@@ -35,15 +35,20 @@ def stack(
 ) -> Iterator[PipelineStack]:
     workdir = tmp_path_factory.mktemp(f"stack-{backend}")
     with contextlib.ExitStack() as resources:
+        # Each service its own database, and one more they all share: the fleet's (LLM
+        # ceilings, budgets, cancellation), as in production.
         if backend == "sqlite":
             urls = {name: infra.sqlite_url(workdir / f"{name}.db") for name in SERVICES}
+            fleet = infra.sqlite_url(workdir / "fleet.db")
         else:
             server = request.getfixturevalue("postgres_url")
             urls = {
                 name: resources.enter_context(infra.fresh_postgres_database(server))
                 for name in SERVICES
             }
-        pipeline = PipelineStack(kafka_bootstrap, urls, workdir, env=stack_env)
+            fleet = resources.enter_context(infra.fresh_postgres_database(server))
+        env = {"CARDFLOW_FLEET_DATABASE_URL": fleet, **stack_env}
+        pipeline = PipelineStack(kafka_bootstrap, urls, workdir, env=env)
         try:
             yield pipeline.start()
         finally:

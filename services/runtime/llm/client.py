@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
+from services.runtime.fleet import FleetGate
 from services.runtime.llm.answers import InvalidAnswer, check
 from services.runtime.llm.cache import CachedAnswer, ResultCache, cache_key
 from services.runtime.llm.errors import LLMError
@@ -162,9 +163,12 @@ def _log_result(request: LLMRequest[T], result: LLMResult[T]) -> None:
     )
 
 
-def build_llm_client(settings: Settings, cache: ResultCache | None = None) -> LLMClient:
-    """The openai provider when ``llm_base_url`` is set, else the offline provider."""
+def build_llm_client(
+    settings: Settings, cache: ResultCache | None = None, gate: FleetGate | None = None
+) -> LLMClient:
+    """The openai provider when ``llm_base_url`` is set (every call through the fleet
+    ``gate`` when given), else the offline provider."""
     provider: Provider = (
-        OpenAIProvider(settings) if settings.llm_base_url else OfflineProvider(settings)
+        OpenAIProvider(settings, gate=gate) if settings.llm_base_url else OfflineProvider(settings)
     )
     return LLMClient(provider, cache)

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,8 +22,10 @@ from openai import AsyncOpenAI
 
 from contracts.backlog import Provenance
 from contracts.events import ErrorCode
+from services.runtime.fleet import FleetGate, current_scope
 from services.runtime.llm.answers import InvalidAnswer, parse_answer
 from services.runtime.llm.errors import LLMError, error_for_status, is_context_overflow
+from services.runtime.llm.pricing import cost_usd
 from services.runtime.llm.request import (
     LLMRequest,
     LLMResult,
@@ -52,9 +56,16 @@ class OpenAIProvider:
     name = "openai"
     offline = False
 
-    def __init__(self, settings: Settings, client: AsyncOpenAI | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: AsyncOpenAI | None = None,
+        *,
+        gate: FleetGate | None = None,
+    ) -> None:
         self._settings = settings
         self._client = client or make_openai_client(settings)
+        self._gate = gate
 
     def model_for(self, stage: str) -> str:
         return self._settings.llm_stage_models.get(stage, self._settings.llm_model)
@@ -71,8 +82,10 @@ class OpenAIProvider:
         started = time.monotonic()
         repairs = 0
         try:
-            async with asyncio.timeout(settings.llm_timeout_s):
-                answer = await self._ask(request, model, messages, spend, heartbeat)
+            # Scheduled once the first call has its fleet slot: waiting for room in the
+            # fleet's ceiling is not the provider being slow.
+            async with asyncio.timeout(None) as deadline:
+                answer = await self._ask(request, model, messages, spend, heartbeat, deadline)
                 try:
                     output = self._accept(request, answer, spend)
                 except InvalidAnswer as invalid:
@@ -88,7 +101,7 @@ class OpenAIProvider:
                             "content": REPAIR_INSTRUCTION.format(reason=invalid.reason),
                         },
                     ]
-                    answer = await self._ask(request, model, messages, spend, heartbeat)
+                    answer = await self._ask(request, model, messages, spend, heartbeat, deadline)
                     try:
                         output = self._accept(request, answer, spend)
                     except InvalidAnswer as again:
@@ -128,6 +141,48 @@ class OpenAIProvider:
         return parse_answer(request, answer.text)
 
     async def _ask(
+        self,
+        request: LLMRequest[T],
+        model: str,
+        messages: list[dict[str, str]],
+        spend: Spend,
+        heartbeat: Heartbeat,
+        deadline: asyncio.Timeout,
+    ) -> _Answer:
+        async with self._slot(request, model, messages, spend, deadline):
+            return await self._call(request, model, messages, spend, heartbeat)
+
+    @asynccontextmanager
+    async def _slot(
+        self,
+        request: LLMRequest[T],
+        model: str,
+        messages: list[dict[str, str]],
+        spend: Spend,
+        deadline: asyncio.Timeout,
+    ) -> AsyncIterator[None]:
+        """Each HTTP call (a repair re-ask too) takes a slot of the fleet gate, which refuses
+        it once the run is cancelled or would go over its budget."""
+        if self._gate is None:
+            _start(deadline, self._settings.llm_timeout_s)
+            yield
+            return
+        prompt = estimate_prompt_tokens(messages)
+        answer = request.max_output_tokens
+        estimate = cost_usd(model, prompt, answer, self._settings.llm_prices)
+        async with self._gate.slot(current_scope(), prompt + answer, estimate) as slot:
+            _start(deadline, self._settings.llm_timeout_s)
+            tokens, cost = spend.input_tokens + spend.output_tokens, spend.cost_usd
+            try:
+                yield
+            except LLMError:
+                slot.settle(
+                    spend.input_tokens + spend.output_tokens - tokens, spend.cost_usd - cost
+                )
+                raise
+            slot.settle(spend.input_tokens + spend.output_tokens - tokens, spend.cost_usd - cost)
+
+    async def _call(
         self,
         request: LLMRequest[T],
         model: str,
@@ -308,3 +363,8 @@ def _status_error(error: openai.APIStatusError) -> LLMError:
         message=str(message or error.message),
         headers=cast(Any, error.response.headers),
     )
+
+
+def _start(deadline: asyncio.Timeout, seconds: float) -> None:
+    if deadline.when() is None:
+        deadline.reschedule(asyncio.get_running_loop().time() + seconds)

@@ -8,6 +8,7 @@ claimed again), and replicas on one PostgreSQL database share the queue.
 """
 
 from services.runtime.work.queue import (
+    Beat,
     ItemState,
     NewItem,
     WorkItem,
@@ -17,6 +18,7 @@ from services.runtime.work.queue import (
 from services.runtime.work.runner import Committed, ItemFailure, ItemRunner, StageWorker
 
 __all__ = [
+    "Beat",
     "Committed",
     "ItemFailure",
     "ItemRunner",

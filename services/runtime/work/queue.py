@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
@@ -41,6 +41,19 @@ class RunState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
     FINISHED = "finished"
+    TOMBSTONE = "tombstone"
+    """Cancelled before any command opened it here: a command arriving later finds it and
+    adds its items already cancelled; a retry removes it."""
+
+
+class Beat(StrEnum):
+    """What a heartbeat found."""
+
+    HELD = "held"
+    LOST = "lost"
+    """Another owner has the item now (this lease ran out)."""
+    CANCELLED = "cancelled"
+    """The item's run was cancelled: stop working on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +151,21 @@ class WorkQueue:
             )
             .on_conflict_do_nothing()
         )
+        # A run cancelled before its command came here: it is this run now, still cancelled.
+        await session.execute(
+            update(work_runs)
+            .where(work_runs.c.run_id == run_id, work_runs.c.state == RunState.TOMBSTONE.value)
+            .values(
+                stage=self.stage.value,
+                project_id=project_id,
+                correlation_id=command.correlation_id,
+                causation_id=command.id,
+                pipeline=pipeline,
+                options=json.dumps(options),
+                scope=json.dumps(scope or []),
+                state=RunState.FINISHED.value,
+            )
+        )
         run = await self.get_run(session, run_id)
         assert run is not None
         return run
@@ -169,6 +197,29 @@ class WorkQueue:
         ).scalar_one()
         new = [i for i in dict((i.item_id, i) for i in items).values() if i.item_id not in existing]
         now = _now()
+        if run.cancel_requested:
+            # Items of a cancelled run are recorded, never worked: the ones the gateway
+            # already counts (announced by their parent's success) become cancelled there.
+            for offset, item in enumerate(new):
+                await session.execute(
+                    work_items.insert().values(
+                        run_id=run.run_id,
+                        item_id=item.item_id,
+                        seq=int(count) + offset,
+                        title=item.title,
+                        payload=json.dumps(item.payload),
+                        state=ItemState.CANCELLED.value,
+                        wait_key=item.wait_key,
+                        attempts=0,
+                        not_before=now,
+                        error_code=ErrorCode.CANCELLED.value,
+                        error_message="the run was cancelled",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await self.emit(session, run, ProgressKind.ITEM_CANCELLED, item_id=item.item_id)
+            return []
         for offset, item in enumerate(new):
             await session.execute(
                 work_items.insert().values(
@@ -228,6 +279,170 @@ class WorkQueue:
         assert run is not None
         await self.emit(session, run, ProgressKind.STAGE_FINISHED)
         return True
+
+    async def cancel_run(
+        self, session: AsyncSession, control: Envelope, run_id: str, project_id: str
+    ) -> None:
+        """No item of the run starts from now on; items not started are cancelled at once,
+        running ones at their next heartbeat. A run not seen here yet becomes a tombstone.
+        Once nothing of the run is running here, the stage reports itself finished."""
+        await session.execute(
+            dialect_insert(session)(work_runs)
+            .values(
+                run_id=run_id,
+                stage=self.stage.value,
+                project_id=project_id,
+                tenant_id=control.tenant_id,
+                correlation_id=control.correlation_id,
+                causation_id=control.id,
+                pipeline=False,
+                options="{}",
+                scope="[]",
+                state=RunState.TOMBSTONE.value,
+                cancel_requested=True,
+                created_at=_now(),
+                finished_at=_now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        await session.execute(
+            update(work_runs).where(work_runs.c.run_id == run_id).values(cancel_requested=True)
+        )
+        run = await self.get_run(session, run_id)
+        assert run is not None
+        waiting = (
+            await session.execute(
+                select(work_items.c.item_id).where(
+                    work_items.c.run_id == run_id,
+                    work_items.c.state.in_([ItemState.WAITING.value, ItemState.PENDING.value]),
+                )
+            )
+        ).scalars()
+        for item_id in list(waiting):
+            await self._cancel(session, run, item_id)
+        if run.state is RunState.TOMBSTONE:
+            await self.emit(session, run, ProgressKind.STAGE_FINISHED)
+            return
+        await session.execute(
+            update(work_runs)
+            .where(work_runs.c.run_id == run_id, work_runs.c.state == RunState.OPEN.value)
+            .values(state=RunState.CLOSED.value)
+        )
+        if not await self.finish_if_done(session, run_id) and await self._all_terminal(
+            session, run_id
+        ):
+            # Finished before the cancel: say so again, the gateway may wait for it.
+            await self.emit(session, run, ProgressKind.STAGE_FINISHED)
+
+    async def retry_run(self, session: AsyncSession, run_id: str) -> list[str]:
+        """Failed and cancelled items go back to the queue with their attempts reset; the run
+        is no longer cancelled. A tombstone is removed: the command that comes opens the run.
+        Returns the requeued item ids."""
+        run = await self.get_run(session, run_id)
+        if run is None:
+            return []
+        if run.state is RunState.TOMBSTONE:
+            await session.execute(delete(work_runs).where(work_runs.c.run_id == run_id))
+            return []
+        again = list(
+            (
+                await session.execute(
+                    select(work_items.c.item_id)
+                    .where(
+                        work_items.c.run_id == run_id,
+                        work_items.c.state.in_([ItemState.FAILED.value, ItemState.CANCELLED.value]),
+                    )
+                    .order_by(work_items.c.seq)
+                )
+            ).scalars()
+        )
+        now = _now()
+        if again:
+            await session.execute(
+                update(work_items)
+                .where(work_items.c.run_id == run_id, work_items.c.item_id.in_(again))
+                .values(
+                    state=ItemState.PENDING.value,
+                    attempts=0,
+                    not_before=now,
+                    lease_owner=None,
+                    lease_until=None,
+                    error_code=None,
+                    error_message=None,
+                    updated_at=now,
+                )
+            )
+        reopened = RunState.CLOSED if again and run.state is RunState.FINISHED else run.state
+        await session.execute(
+            update(work_runs)
+            .where(work_runs.c.run_id == run_id)
+            .values(cancel_requested=False, state=reopened.value, finished_at=None)
+        )
+        run = await self.get_run(session, run_id)
+        assert run is not None
+        for item_id in again:
+            await self.emit(session, run, ProgressKind.ITEM_REQUEUED, item_id=item_id)
+        if not again and run.state is RunState.FINISHED:
+            # Nothing to redo here: the gateway, which forgot which stages were done when
+            # the retry began, hears it again.
+            await self.emit(session, run, ProgressKind.STAGE_FINISHED)
+        return again
+
+    async def _all_terminal(self, session: AsyncSession, run_id: str) -> bool:
+        open_items = (
+            await session.execute(
+                select(func.count())
+                .select_from(work_items)
+                .where(
+                    work_items.c.run_id == run_id,
+                    work_items.c.state.not_in([s.value for s in TERMINAL]),
+                )
+            )
+        ).scalar_one()
+        return int(open_items) == 0
+
+    async def _cancel(self, session: AsyncSession, run: WorkRun, item_id: str) -> None:
+        await session.execute(
+            update(work_items)
+            .where(
+                work_items.c.run_id == run.run_id,
+                work_items.c.item_id == item_id,
+                work_items.c.state.not_in([s.value for s in TERMINAL]),
+            )
+            .values(
+                state=ItemState.CANCELLED.value,
+                lease_owner=None,
+                lease_until=None,
+                error_code=ErrorCode.CANCELLED.value,
+                error_message="the run was cancelled",
+                updated_at=_now(),
+            )
+        )
+        await self.emit(session, run, ProgressKind.ITEM_CANCELLED, item_id=item_id)
+
+    async def reap_cancelled(self, session: AsyncSession) -> list[str]:
+        """Running items of cancelled runs whose holder is gone (lease ran out) are cancelled:
+        nobody else will claim them. Returns the runs touched."""
+        rows = (
+            await session.execute(
+                select(work_items.c.run_id, work_items.c.item_id)
+                .join(work_runs, work_runs.c.run_id == work_items.c.run_id)
+                .where(
+                    work_runs.c.cancel_requested.is_(True),
+                    work_items.c.state == ItemState.RUNNING.value,
+                    work_items.c.lease_until < _now(),
+                )
+                .with_for_update(skip_locked=True, of=work_items)
+            )
+        ).all()
+        runs: list[str] = []
+        for run_id, item_id in rows:
+            run = await self.get_run(session, run_id)
+            assert run is not None
+            await self._cancel(session, run, item_id)
+            if run_id not in runs:
+                runs.append(run_id)
+        return runs
 
     async def item_states(self, session: AsyncSession, run_id: str) -> dict[str, ItemState]:
         rows = await session.execute(
@@ -312,19 +527,39 @@ class WorkQueue:
 
     async def heartbeat(
         self, session: AsyncSession, item: WorkItem, owner: str, lease_s: float, tokens: int
-    ) -> bool:
+    ) -> Beat:
         held = await self._guarded(
             session, item, owner, lease_until=_now() + timedelta(seconds=lease_s)
         )
-        if held:
-            await self.emit(
-                session,
-                item.run,
-                ProgressKind.ITEM_HEARTBEAT,
-                item_id=item.item_id,
-                tokens_so_far=tokens,
-            )
-        return held
+        if not held:
+            return Beat.LOST
+        run = await self.get_run(session, item.run.run_id)
+        if run is not None and run.cancel_requested:
+            return Beat.CANCELLED
+        await self.emit(
+            session,
+            item.run,
+            ProgressKind.ITEM_HEARTBEAT,
+            item_id=item.item_id,
+            tokens_so_far=tokens,
+        )
+        return Beat.HELD
+
+    async def cancel_item(self, session: AsyncSession, item: WorkItem, owner: str) -> bool:
+        """The item stops, cancelled (its run was), while ``owner`` still holds it."""
+        done = await self._guarded(
+            session,
+            item,
+            owner,
+            state=ItemState.CANCELLED.value,
+            lease_owner=None,
+            lease_until=None,
+            error_code=ErrorCode.CANCELLED.value,
+            error_message="the run was cancelled",
+        )
+        if done:
+            await self.emit(session, item.run, ProgressKind.ITEM_CANCELLED, item_id=item.item_id)
+        return done
 
     async def succeed(
         self,

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.backlog import Provenance
 from contracts.events import ErrorCode, PlannedItem
 from services.runtime.backoff import full_jitter, sleep_or_stop
+from services.runtime.fleet import CallScope, call_scope
 from services.runtime.logging import bind
 from services.runtime.settings import Settings
-from services.runtime.work.queue import WorkItem, WorkQueue, WorkRun
+from services.runtime.work.queue import Beat, WorkItem, WorkQueue, WorkRun
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,12 @@ class ItemRunner:
         if free <= 0:
             return
         async with self._sessions.begin() as session:
+            reaped = await self._queue.reap_cancelled(session)
+            for run_id in reaped:
+                await self._queue.finish_if_done(session, run_id)
             items = await self._queue.claim(session, self._owner, free, self._settings.work_lease_s)
+        if reaped:
+            self._on_committed()
         if not items:
             return
         self._on_committed()
@@ -195,18 +201,25 @@ class ItemRunner:
             started = time.monotonic()
             tokens = 0
             lost = asyncio.Event()
+            cancelled = asyncio.Event()
 
             async def on_tokens(count: int) -> None:
                 nonlocal tokens
                 tokens = max(tokens, count)
 
             work = asyncio.create_task(self._process(item, on_tokens))
-            beat = asyncio.create_task(self._heartbeats(item, lambda: tokens, lost, work))
+            beat = asyncio.create_task(
+                self._heartbeats(item, lambda: tokens, lost, cancelled, work)
+            )
             try:
                 outcome: Any = await work
             except asyncio.CancelledError:
                 if lost.is_set():
                     log.warning("lease lost; another replica owns the item now")
+                    return
+                if cancelled.is_set():
+                    log.info("run cancelled; item stopped")
+                    await self._cancelled(item)
                     return
                 raise
             except BaseException as error:
@@ -222,29 +235,33 @@ class ItemRunner:
             )
 
     async def _process(self, item: WorkItem, on_tokens: OnTokens) -> Any:
-        async with asyncio.timeout(self._settings.work_item_deadline_s):
-            return await self._worker.process(item, on_tokens)
+        budget = item.run.options.get("budget_usd")
+        scope = CallScope(item.run.run_id, float(budget) if budget is not None else None)
+        with call_scope(scope):
+            async with asyncio.timeout(self._settings.work_item_deadline_s):
+                return await self._worker.process(item, on_tokens)
 
     async def _heartbeats(
         self,
         item: WorkItem,
         tokens: Callable[[], int],
         lost: asyncio.Event,
+        cancelled: asyncio.Event,
         work: asyncio.Task[Any],
     ) -> None:
         while True:
             await asyncio.sleep(self._settings.work_heartbeat_s)
             try:
                 async with self._sessions.begin() as session:
-                    held = await self._queue.heartbeat(
+                    beat = await self._queue.heartbeat(
                         session, item, self._owner, self._settings.work_lease_s, tokens()
                     )
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
                 continue
             self._on_committed()
-            if not held:
-                lost.set()
+            if beat is not Beat.HELD:
+                (lost if beat is Beat.LOST else cancelled).set()
                 work.cancel()
                 return
 
@@ -267,7 +284,17 @@ class ItemRunner:
             return
         self._on_committed()
 
+    async def _cancelled(self, item: WorkItem) -> None:
+        async with self._sessions.begin() as session:
+            if await self._queue.cancel_item(session, item, self._owner):
+                await self._finish_run_if_done(session, item)
+        self._on_committed()
+
     async def _failed(self, item: WorkItem, failure: ItemFailure) -> None:
+        if failure.code is ErrorCode.CANCELLED:
+            # Refused at the fleet gate: the cancel got there before the control message.
+            await self._cancelled(item)
+            return
         settings = self._settings
         async with self._sessions.begin() as session:
             if failure.retryable and item.attempts < settings.work_max_attempts:
@@ -297,4 +324,5 @@ class ItemRunner:
         if await self._queue.finish_if_done(session, item.run.run_id):
             run = await self._queue.get_run(session, item.run.run_id)
             assert run is not None
-            await self._worker.run_finished(session, run)
+            if not run.cancel_requested:  # a cancelled pipeline starts no next stage
+                await self._worker.run_finished(session, run)
