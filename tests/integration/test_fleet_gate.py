@@ -80,13 +80,19 @@ async def test_a_budget_counts_what_other_replicas_spent_and_hold(replicas: Repl
     scope = CallScope("run-b", budget_usd=1.0)
     async with one.slot(scope, 100, 0.4) as slot:
         slot.settle(80, 0.3)  # spent 0.30
-    async with one.slot(scope, 100, 0.4):  # 0.40 held while in flight
+    async with one.slot(scope, 100, 0.4) as held:  # 0.40 held while in flight
         with pytest.raises(CallRefused) as refused:
-            async with two.slot(scope, 100, 0.4):
+            async with two.slot(scope, 100, 0.71):  # 0.30 + 0.71 > 1: never fits
                 pass
         assert refused.value.code is ErrorCode.BUDGET_EXCEEDED
+        waiting = asyncio.create_task(_enter(two, 100, scope, 0.4))  # fits once settled
+        await asyncio.sleep(0.2)
+        assert not waiting.done(), "0.30 spent + 0.40 in flight + 0.40 > 1: it must wait"
+        held.settle(50, 0.1)
+    await asyncio.wait_for(waiting, 10)
     state = await two.run_state("run-b")
-    assert state.run_spent_usd == pytest.approx(0.7)  # the unsettled call counts its estimate
+    # 0.30 + 0.10, and the call that waited, unsettled, counts its estimate: 0.40.
+    assert state.run_spent_usd == pytest.approx(0.8)
     assert state.run_reserved_usd == pytest.approx(0.0)
 
 
@@ -102,8 +108,10 @@ async def test_the_token_window_holds_calls_until_room_is_made(replicas: Replica
     waiting.cancel()
 
 
-async def _enter(gate: FleetGate, tokens: int) -> None:
-    async with gate.slot(None, tokens, 0.0):
+async def _enter(
+    gate: FleetGate, tokens: int, scope: CallScope | None = None, cost: float = 0.0
+) -> None:
+    async with gate.slot(scope, tokens, cost):
         pass
 
 

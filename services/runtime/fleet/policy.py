@@ -41,14 +41,19 @@ def decide(limits: Limits, state: FleetState, ask: Ask) -> Verdict:
     """Refusals first (they will not change by waiting), then the shared ceilings.
 
     The budget counts what was spent, what calls in flight may still spend, and this call's
-    estimate: a run stops before it would spend past its budget, not after.
+    estimate: a run stops before it would spend past its budget, not after. A call that fits
+    only once the calls in flight settle waits for them.
     """
     if state.run_cancelled:
         return Verdict.CANCELLED
     if ask.budget_usd is not None:
+        if state.run_spent_usd + ask.estimated_cost_usd > ask.budget_usd:
+            return Verdict.OVER_BUDGET
+        # Calls in flight hold their estimate until they settle (usually for less): wait
+        # for them rather than refuse on a sum that is about to shrink.
         committed = state.run_spent_usd + state.run_reserved_usd + ask.estimated_cost_usd
         if committed > ask.budget_usd:
-            return Verdict.OVER_BUDGET
+            return Verdict.WAIT
     if limits.max_in_flight and state.in_flight >= limits.max_in_flight:
         return Verdict.WAIT
     # A call bigger than the whole allowance still runs, alone, once the window is empty:
