@@ -30,7 +30,9 @@ from services.gateway.api import router
 from services.gateway.problem_handlers import install_problem_handlers
 from services.gateway.projection import Projection
 from services.gateway.watch import RunWatch
+from services.gateway.web import router as web_router
 from services.runtime.delivery import HandlerContext
+from services.runtime.dlq import export_waiting
 from services.runtime.migrate import MigrationHistory
 from services.runtime.service import Service, build_service, check_ready, running
 from services.runtime.settings import Settings
@@ -75,9 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     watch = RunWatch()
     register_projection(service, Projection(watch))
 
+    async def count_dead_letters(stop: asyncio.Event) -> None:
+        # One place exports the waiting dead letters gauge: the gateway, which serves /metrics.
+        await export_waiting(service.settings, stop)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(service):
+        async with running(service, [count_dead_letters]):
             yield
 
     app = FastAPI(
@@ -93,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.upload_slots = asyncio.Semaphore(settings.upload_max_concurrent)
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(web_router)  # the web page at / (services/gateway/web)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

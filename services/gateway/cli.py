@@ -6,6 +6,9 @@
     cardflow export PROJECT [--format json|csv|markdown] [-o FILE]
     cardflow cancel RUN | retry RUN
     cardflow health
+    cardflow dlq list [--topic T] | dlq replay (--topic T | --id EVENT_ID...) [--dry-run]
+
+The ``dlq`` commands talk to Kafka, not to the gateway (``services.gateway.dlq_cli``).
 
 Exit codes: 0 the run succeeded (or the command did what it was asked); 1 the run ended
 partial, failed or cancelled; 2 a usage error, an API error or no gateway; 130 Ctrl-C (the run
@@ -32,6 +35,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from services.gateway import dlq_cli
 from services.gateway.progress_view import (
     STAGE_ORDER,
     TERMINAL_STATUSES,
@@ -142,6 +146,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         sub.add_argument("run_id", metavar="RUN")
 
     commands.add_parser("health", parents=[common], help="show the gateway's readiness")
+    dlq_cli.add_parser(commands, common)
     return parser
 
 
@@ -951,6 +956,8 @@ def main(
     except UsageError as error:
         err.write(f"cardflow: {error}\n")
         return EXIT_ERROR
+    if args.command == "dlq":  # Kafka, not the gateway: no URL, no key
+        return dlq_cli.run(args, env, out, err)
     key = find_api_key(args.api_key, env, cwd or Path.cwd())
     console = Console.for_streams(out, err, env)
     gateway = Gateway(args.url, key.key, transport)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from services.runtime import inbox, outbox
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.broker import subscriber_options
 from services.runtime.logging import bind_envelope
+from services.runtime.metrics import DEAD_LETTERS
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,20 @@ def parse_envelope(
                 f"unknown schema version {envelope.schema_version} of {envelope.type}",
             )
     return envelope
+
+
+DEAD_LETTER_HEADER_PREFIX = "dlq_"
+
+
+def carried_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """The original message's headers, kept on its dead letter so a replay restores them
+    (correlation and ``ce_*`` ids). Those of an earlier dead-lettering of the same message
+    (a replayed one) are dropped: the new ``dlq_*`` headers describe this failure."""
+    return {
+        name: (value or b"").decode("utf-8", errors="replace")
+        for name, value in headers or ()
+        if not name.startswith(DEAD_LETTER_HEADER_PREFIX)
+    }
 
 
 def dead_letter_headers(
@@ -223,9 +238,12 @@ class Consumers:
     async def _dead_letter(
         self, record: Any, consumer: str, letter: DeadLetter, attempts: int
     ) -> None:
+        headers = carried_headers(record.headers)
+        headers.update(dead_letter_headers(record, consumer, letter, attempts))
         await self._broker.publish(
             record.value or b"",
             topic=dead_letter_topic(record.topic),
             key=record.key,
-            headers=dead_letter_headers(record, consumer, letter, attempts),
+            headers=headers,
         )
+        DEAD_LETTERS.labels(topic=record.topic, consumer=consumer, code=letter.code).inc()
