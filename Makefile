@@ -9,11 +9,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help venv kafka-jars demo test test-all lint fmt up down logs status lock clean bench
+.PHONY: help venv kafka-jars chromium demo test test-faults test-all lint fmt up down logs status lock clean bench
 
 help:
 	@echo "make demo      set up and run the local stack with a sample through the pipeline"
 	@echo "make test      set up and run the test suite (real Kafka, SQLite and PostgreSQL)"
+	@echo "make test-faults  every fault-injection case (build/fault-report.md)"
 	@echo "make up/down   start/stop the local stack in the background; make logs, make status"
 	@echo "make lint      ruff (lint + format check), mypy strict, import rules"
 	@echo "make lock      re-resolve requirements.lock after changing pyproject.toml"
@@ -29,6 +30,23 @@ venv: $(STAMP)
 
 kafka-jars:
 	@deploy/kafka/fetch.sh >/dev/null
+
+# The browser tests (tests/web) drive Debian's Chromium with Playwright (Playwright's own
+# browser download is not used). Installed with apt when missing: as root, or with
+# passwordless sudo; otherwise stop with what to run.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "error: $(CHROMIUM) is missing (the browser tests need it) and installing it needs root: sudo apt-get install -y chromium" >&2; exit 1; fi; \
+	  command -v apt-get >/dev/null || { echo "error: $(CHROMIUM) is missing and there is no apt-get here: install Chromium so that $(CHROMIUM) exists" >&2; exit 1; }; \
+	  echo "Installing Debian's chromium for the browser tests (apt-get)..."; \
+	  mkdir -p .cardflow; \
+	  { $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q chromium; } >.cardflow/chromium-install.log 2>&1 \
+	    || { tail -n 20 .cardflow/chromium-install.log >&2; echo "error: apt-get could not install chromium (log: .cardflow/chromium-install.log)" >&2; exit 1; }; \
+	  test -x $(CHROMIUM) || { echo "error: apt-get installed chromium but $(CHROMIUM) is not there" >&2; exit 1; }; \
+	}
 
 # uv resolves the lock in a throwaway venv of its own: the project venv holds only the lock.
 lock:
@@ -52,8 +70,14 @@ schemas: venv
 	$(PY) -m contracts.schema
 	$(PY) -m contracts.asyncapi
 
+# The default set leaves out the slowest fault cases (each stage service killed in turn, the
+# PostgreSQL variants): marked faults_full, still complete in kind. `make test-faults` runs
+# every fault case and writes the table behind docs/reliability.md (build/fault-report.md).
 test: venv kafka-jars lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not faults_full"
+
+test-faults: venv kafka-jars
+	$(PY) -m pytest tests/faults
 
 up: venv kafka-jars
 	$(PY) deploy/local/stack.py up

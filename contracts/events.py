@@ -6,6 +6,7 @@ A payload is identified by the envelope's ``type`` and ``schema_version``; each 
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -192,6 +193,9 @@ class ProgressKind(StrEnum):
     ITEM_SUCCEEDED = "item_succeeded"
     ITEM_FAILED = "item_failed"
     ITEM_CANCELLED = "item_cancelled"
+    ITEM_POSTPONED = "item_postponed"
+    """An attempt failed in a way worth retrying: the item waits in the queue until
+    ``retry_at`` (backoff, or the provider's Retry-After)."""
     ITEM_REQUEUED = "item_requeued"
     """A retry put a failed or cancelled item back in the queue."""
     STAGE_FINISHED = "stage_finished"
@@ -206,6 +210,15 @@ class PlannedItem(_Payload):
 class ItemError(_Payload):
     code: ErrorCode
     message: str
+
+
+class AttemptUsage(_Payload):
+    """What an attempt that produced nothing still cost (calls made, tokens billed)."""
+
+    llm_calls: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
 
 
 class RunProgress(_Payload):
@@ -226,6 +239,12 @@ class RunProgress(_Payload):
         description="item_succeeded: what the item made that the next stage of a pipeline "
         "works on (an epic, the stories of an epic), so readers can count it at once.",
     )
-    error: ItemError | None = Field(default=None, description="item_failed")
+    error: ItemError | None = Field(default=None, description="item_failed, item_postponed")
+    usage: AttemptUsage | None = Field(
+        default=None,
+        description="item_failed, item_postponed: what the failed attempt cost (a success's "
+        "cost is in its provenance)",
+    )
+    retry_at: datetime | None = Field(default=None, description="item_postponed")
     level: str | None = Field(default=None, description="log: info, warning, error")
     message: str | None = None

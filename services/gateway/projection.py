@@ -115,7 +115,14 @@ class Projection:
                         await add_item(
                             session, run.run_id, following[0], child.item_id, child.title
                         )
+        elif kind is ProgressKind.ITEM_POSTPONED and progress.item_id:
+            # Waiting for its next attempt is not running: out of the banner and the count.
+            await self._move(
+                session, run.run_id, stage, progress.item_id, state="pending", started_at=None
+            )
+            await _add_attempt_usage(session, run.run_id, progress)
         elif kind is ProgressKind.ITEM_FAILED and progress.item_id:
+            await _add_attempt_usage(session, run.run_id, progress)
             error = progress.error
             await self._move(
                 session,
@@ -395,6 +402,23 @@ async def _add_usage(session: AsyncSession, run_id: str, provenance: dict[str, A
     )
 
 
+async def _add_attempt_usage(session: AsyncSession, run_id: str, progress: RunProgress) -> None:
+    """A failed attempt's calls, tokens and cost count in the run's usage too."""
+    usage = progress.usage
+    if usage is None or not usage.llm_calls:
+        return
+    await session.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(
+            llm_calls=runs.c.llm_calls + usage.llm_calls,
+            input_tokens=runs.c.input_tokens + usage.input_tokens,
+            output_tokens=runs.c.output_tokens + usage.output_tokens,
+            cost_usd=runs.c.cost_usd + usage.cost_usd,
+        )
+    )
+
+
 async def touch_run(session: AsyncSession, run_id: str, at: datetime | None = None) -> None:
     """Recomputes the run's status from its items and bumps its version.
 
@@ -476,6 +500,8 @@ async def _upsert(session: AsyncSession, table: Any, key: str, values: dict[str,
 def _level(progress: RunProgress) -> str:
     if progress.kind is ProgressKind.LOG:
         return progress.level or "info"
+    if progress.kind is ProgressKind.ITEM_POSTPONED:
+        return "warning"
     return "error" if progress.kind is ProgressKind.ITEM_FAILED else "info"
 
 
@@ -494,6 +520,8 @@ def _log_message(progress: RunProgress) -> str:
         return f"{item} failed: {error.code.value}: {error.message}" if error else f"{item} failed"
     if kind is ProgressKind.ITEM_CANCELLED:
         return f"{item} cancelled"
+    if kind is ProgressKind.ITEM_POSTPONED:
+        return f"{item}: {progress.message or 'attempt failed; retrying later'}"
     if kind is ProgressKind.ITEM_REQUEUED:
         return f"{item} queued again (retry)"
     if kind is ProgressKind.STAGE_FINISHED:

@@ -128,13 +128,50 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
         service.stop.set()  # handlers waiting out a retry backoff give up their message
         background_stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await service.broker.stop()
+        # Both steps below wait on the broker: closing a consumer commits and leaves its
+        # group, the relay may be inside a Kafka transaction. A broker that does not answer
+        # (a partition, a stalled broker) would hold each of them for request timeouts in
+        # turn, or for ever, and the service would ignore SIGTERM until it is killed. Past
+        # their deadline they are cancelled: what they leave undone is redone at the next
+        # start (redelivery and the inbox; fencing and the ledger), as after a crash.
+        await _bounded(
+            service.broker.stop(),
+            service.settings.kafka_graceful_timeout_s + CLOSE_DEADLINE_S,
+            "closing the consumers",
+        )
         await _drain_outbox(service, deadline_s=5.0)
         relay_stop.set()
-        await relay_task
+        await _bounded(relay_task, CLOSE_DEADLINE_S, "stopping the outbox relay")
         await service.engine.dispose()
         await service.fleet.close()
         log.info("service stopped")
+
+
+CLOSE_DEADLINE_S = 5.0
+"""How long a shutdown step that waits on the broker may take beyond its own work."""
+
+
+async def _bounded(
+    step: Coroutine[Any, Any, None] | asyncio.Task[None], deadline_s: float, what: str
+) -> None:
+    """Awaits ``step`` for at most ``deadline_s``, then cancels it and goes on. Cancelled
+    again if it waits once more while unwinding (a client's close flushing to the broker),
+    a few times at most: a shutdown must end."""
+    task = step if isinstance(step, asyncio.Task) else asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=deadline_s)
+    if done:
+        task.result()
+        return
+    log.warning(
+        "shutdown step overran its deadline; cancelled (is the broker reachable?)",
+        extra={"fields": {"step": what, "deadline_s": deadline_s}},
+    )
+    for _ in range(5):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            return
+    log.error("shutdown step would not stop; left behind", extra={"fields": {"step": what}})
 
 
 async def _drain_outbox(service: Service, deadline_s: float) -> None:

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="First backoff before an item is retried; doubles."
     )
     work_retry_max_s: float = Field(default=60.0, gt=0, description="Item backoff ceiling.")
+    work_retry_after_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest wait a provider's Retry-After may impose on an item before its "
+        "next attempt (a longer one is cut to this).",
+    )
     work_poll_interval_s: float = Field(
         default=0.5, gt=0, description="How often an idle runner looks for ready items."
     )

@@ -403,11 +403,30 @@ class LocalKafka:
     def _halt(self, sig: signal.Signals, timeout: float) -> None:
         if self._proc is None:
             return
+        self.thaw()  # a frozen broker would sit out a SIGTERM until its deadline
         stop_process(self._proc, sig, timeout)
         _untrack(self._proc)
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_file, lines)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the broker keeps its connections and answers nothing, as in a network
+        partition that drops packets or a stop-the-world pause; ``thaw`` resumes it."""
+        if self._proc is not None and self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGCONT)
+
+    def restart(self, timeout_s: float = KAFKA_READY_TIMEOUT_S) -> float:
+        """Starts the stopped broker again (same ports, same data dir: topics, offsets and
+        transactions survive) and waits until it serves metadata; the seconds that took."""
+        started = time.monotonic()
+        self.start()
+        self.wait_ready(timeout_s)
+        return time.monotonic() - started
 
     def __enter__(self) -> LocalKafka:
         self.start()
@@ -452,6 +471,18 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
         source = f"local broker deploy/kafka/run.sh (Kafka {version}, pid {broker.pid})"
         _record("kafka", source, broker.bootstrap, started)
         yield broker.bootstrap
+
+
+@contextlib.contextmanager
+def own_local_kafka(workdir: Path) -> Iterator[LocalKafka]:
+    """A local broker for one test module that may stop and start it (unlike the session's,
+    which every other test shares): started, ready, warmed up; stopped afterwards."""
+    ensure_kafka_jars()
+    with LocalKafka(workdir / "data", workdir / "broker.log") as broker:
+        from services.runtime.topics import warm_up_broker
+
+        run_sync(lambda: warm_up_broker(broker.bootstrap))
+        yield broker
 
 
 @contextlib.contextmanager

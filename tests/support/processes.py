@@ -64,6 +64,17 @@ class ServiceProcess:
             self.process.wait(timeout=10)
             raise AssertionError(f"{self.module} ignored SIGTERM for {timeout}s") from None
 
+    def log_offset(self) -> int:
+        """Where the log ends now: a restart appends, so "since" reads only the new part."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return "(no log)"

@@ -16,7 +16,17 @@ callable ``(RecordedCall) -> Reply | None``::
 
 Replies: ``normal``, ``slow``, ``hang_before_first_byte``, ``stall_midway``, ``http_error``
 (``rate_limited``, ``unavailable``, ``context_overflow``), ``truncated_json``,
-``invalid_json``, ``schema_mismatch``, ``refusal`` and ``content`` (any answer text).
+``invalid_json``, ``schema_mismatch``, ``refusal``, ``content`` (any answer text) and
+``drop_connection`` (the socket is cut, before the answer or midway through it).
+
+To fault some items and not others, ``Targeted`` picks replies by what a call is about (a
+marker in its messages, e.g. text of one card, or any predicate), and ``calls_matching``
+counts what the server saw per item::
+
+    script = Targeted(default).on("[card-3]", rate_limited("2")).always("[card-7]", refusal())
+    llm.reset(script)
+    ...
+    assert len(llm.calls_matching("[card-3]")) == 2
 """
 
 from __future__ import annotations
@@ -59,14 +69,20 @@ class Reply:
     refusal: str = "I'm sorry, but I can't help with that."
     stall_after: float = 0.5
     """stall_midway: the fraction of the answer's chunks sent before it goes silent."""
+    chunks: int | None = None
+    """How many pieces the answer streams in; None: the server's default."""
+    drop_after: float | None = None
+    """drop_connection: None cuts the socket before any byte; a fraction of the answer's
+    chunks streams first (headers included) otherwise."""
 
 
 def normal(latency_s: float | None = None) -> Reply:
     return Reply("normal", latency_s=latency_s)
 
 
-def slow(latency_s: float) -> Reply:
-    return Reply("normal", latency_s=latency_s)
+def slow(latency_s: float, chunks: int | None = None) -> Reply:
+    """A valid answer streamed over ``latency_s``; more ``chunks`` keep it from looking idle."""
+    return Reply("normal", latency_s=latency_s, chunks=chunks)
 
 
 def hang_before_first_byte() -> Reply:
@@ -141,6 +157,13 @@ def content(text: str, finish_reason: str = "stop", latency_s: float | None = No
     return Reply("content", content=text, finish_reason=finish_reason, latency_s=latency_s)
 
 
+def drop_connection(after: float | None = None) -> Reply:
+    """The TCP connection is cut (reset) with no HTTP answer at all, as a crashed proxy or a
+    server going away does; with ``after``, once that fraction of a streamed answer was sent
+    (a non-streamed answer is cut right after its status line)."""
+    return Reply("drop", drop_after=after)
+
+
 # --- what was asked ------------------------------------------------------------------------
 
 
@@ -157,6 +180,9 @@ class RecordedCall:
     """Wall clock (time.time()) when the request arrived."""
     monotonic: float
     reply: Reply = field(default_factory=Reply)
+    ended: float | None = None
+    """time.monotonic() when the server was done with the call (answered, cut it, or the
+    client went away); None while it is in flight."""
 
     @property
     def schema(self) -> dict[str, Any] | None:
@@ -164,8 +190,79 @@ class RecordedCall:
         schema = (rf.get("json_schema") or {}).get("schema")
         return schema if isinstance(schema, dict) else None
 
+    @property
+    def schema_name(self) -> str | None:
+        """``response_format.json_schema.name``: which output (so which stage) was asked for."""
+        rf = self.response_format or {}
+        name = (rf.get("json_schema") or {}).get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def text(self) -> str:
+        """Every message's content, joined: what a marker is looked for in."""
+        return "\n".join(str(m.get("content") or "") for m in self.messages)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended is None else self.ended - self.monotonic
+
 
 Script = Sequence[Reply] | Callable[[RecordedCall], Reply | None] | None
+Match = str | Callable[[RecordedCall], bool]
+
+
+# --- replies chosen per item ---------------------------------------------------------------
+
+
+@dataclass
+class _Rule:
+    match: Match
+    replies: collections.deque[Reply]
+    then: Reply | None
+
+    def matches(self, call: RecordedCall) -> bool:
+        if isinstance(self.match, str):
+            return self.match in call.text
+        return self.match(call)
+
+
+class Targeted:
+    """A script that faults chosen items only.
+
+    ``on(match, *replies, then=None)``: the calls that ``match`` (a marker found in their
+    messages, or a predicate) get ``replies`` in order, then ``then`` for every later one
+    (None: the default). The first rule that matches decides. Calls no rule matches, and
+    matched calls past their replies, get ``default(call)`` (None: a normal answer). An
+    empty marker matches every call, so ``on("", *[unavailable()] * 3)`` faults "the first
+    3 calls". Rules may be added and cleared while the server runs.
+    """
+
+    def __init__(self, default: Callable[[RecordedCall], Reply | None] | None = None) -> None:
+        self.default = default
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+
+    def on(self, match: Match, *replies: Reply, then: Reply | None = None) -> Targeted:
+        with self._lock:
+            self._rules.append(_Rule(match, collections.deque(replies), then))
+        return self
+
+    def always(self, match: Match, reply: Reply) -> Targeted:
+        return self.on(match, then=reply)
+
+    def clear(self) -> None:
+        """Drops every rule: from now on, every call gets the default (a healthy server)."""
+        with self._lock:
+            self._rules.clear()
+
+    def __call__(self, call: RecordedCall) -> Reply | None:
+        with self._lock:
+            rule = next((r for r in self._rules if r.matches(call)), None)
+            if rule is not None and rule.replies:
+                return rule.replies.popleft()
+            if rule is not None and rule.then is not None:
+                return rule.then
+        return self.default(call) if self.default is not None else None
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -223,6 +320,11 @@ class ScriptedLLM:
         if not self._port:
             raise RuntimeError("ScriptedLLM is not started")
         return f"http://127.0.0.1:{self._port}/v1"
+
+    def calls_matching(self, match: Match) -> list[RecordedCall]:
+        """The calls whose messages contain the marker (or that the predicate accepts)."""
+        rule = _Rule(match, collections.deque(), None)
+        return [c for c in self.calls if rule.matches(c)]
 
     def wait_for_calls(self, count: int, timeout: float = 10.0) -> list[RecordedCall]:
         deadline = time.monotonic() + timeout
@@ -321,6 +423,7 @@ class ScriptedLLM:
         except OSError:
             pass  # the client went away
         finally:
+            call.ended = time.monotonic()
             with self._lock:
                 self.in_flight -= 1
             watcher.cancel()
@@ -402,6 +505,17 @@ class _Answer:
         if reply.mode == "hang":
             await self.llm.pause(FOREVER_S, self.disconnected)
             return
+        if reply.mode == "drop" and (reply.drop_after is None or not self.call.stream):
+            if reply.drop_after is not None:
+                await self.send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+            await self._cut()
+            return
         text, finish = self._text()
         is_refusal = reply.mode == "refusal"
         usage = {
@@ -455,11 +569,16 @@ class _Answer:
     async def _stream(
         self, text: str, finish: str, usage: dict[str, int], is_refusal: bool
     ) -> None:
-        pieces = _split(text, self.llm.chunks)
+        pieces = _split(text, self.reply.chunks or self.llm.chunks)
         delay = self.latency_s / (len(pieces) + 1)
         stall_at = (
             max(1, math.floor(len(pieces) * self.reply.stall_after))
             if self.reply.mode == "stall"
+            else None
+        )
+        drop_at = (
+            math.floor(len(pieces) * self.reply.drop_after)
+            if self.reply.mode == "drop" and self.reply.drop_after is not None
             else None
         )
         await self.send(
@@ -477,6 +596,9 @@ class _Answer:
             if stall_at is not None and number == stall_at:
                 await self.llm.pause(FOREVER_S, self.disconnected)
                 return
+            if drop_at is not None and number == drop_at:
+                await self._cut()
+                return
             if await self.llm.pause(delay, self.disconnected):
                 return
             key = "refusal" if is_refusal else "content"
@@ -490,6 +612,20 @@ class _Answer:
         await self.send(
             {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False}
         )
+
+    async def _cut(self) -> None:
+        """Resets the connection under the ASGI app: no status line, or no end of the body.
+
+        uvicorn does not offer that through ASGI; its h11 ``send`` is a method of the request
+        cycle, which holds the transport. Failing that, an exception: uvicorn then closes the
+        connection (an answer already started is cut; one not started would be a 500)."""
+        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
+        if transport is None:
+            raise ConnectionAbortedError("scripted drop_connection")
+        transport.abort()
+        # Let uvicorn see the connection lost before the app returns, so it sends nothing.
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -664,11 +800,14 @@ class _Instances:
 
 
 __all__ = [
+    "Match",
     "RecordedCall",
     "Reply",
     "ScriptedLLM",
+    "Targeted",
     "content",
     "context_overflow",
+    "drop_connection",
     "hang_before_first_byte",
     "http_error",
     "instance_of",

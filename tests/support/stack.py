@@ -35,7 +35,11 @@ class PipelineStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _process(self, name: str) -> ServiceProcess:
+    def _process(self, name: str, instance: str | None = None) -> ServiceProcess:
+        """``instance`` makes a further replica of ``name``: same service name, database and
+        groups, its own instance id and log."""
+        replica = {"CARDFLOW_INSTANCE_ID": f"{name}-{instance}"} if instance else {}
+        log_name = f"{name}-{instance}" if instance else name
         env = service_env(
             name=name,
             bootstrap=self.bootstrap,
@@ -48,9 +52,10 @@ class PipelineStack:
                 "CARDFLOW_WORK_POLL_INTERVAL_S": "0.1",
                 "CARDFLOW_WORK_HEARTBEAT_S": "0.5",
                 **self.env,
+                **replica,
             },
         )
-        return ServiceProcess(f"services.{name}", env, self.workdir / "logs" / f"{name}.log")
+        return ServiceProcess(f"services.{name}", env, self.workdir / "logs" / f"{log_name}.log")
 
     def start(self, *names: str) -> PipelineStack:
         for name in names or SERVICES:
@@ -59,16 +64,55 @@ class PipelineStack:
             self.wait_started(name)
         return self
 
-    def wait_started(self, name: str) -> None:
+    def wait_started(self, name: str, since: int = 0) -> None:
+        """Until ``name`` logged that it is up (``since``: a log offset, after a restart)."""
         proc = self.processes[name]
-        marker = "Application startup complete" if name == "gateway" else "service started"
+        gateway = name.split("#")[0] == "gateway"
+        marker = "Application startup complete" if gateway else "service started"
 
         def started() -> bool:
             if not proc.alive():
                 raise AssertionError(f"{name} exited:\n{proc.log_tail()}")
-            return proc.log_path.exists() and marker in proc.log_path.read_text(errors="replace")
+            return marker in proc.log_since(since)
 
         until_sync(started, timeout=START_TIMEOUT_S, what=f"{name} to start")
+
+    # Fault injection: crash, restart and scale out single services of a running stack.
+
+    def kill(self, name: str) -> None:
+        """SIGKILL ``name`` (a service, or a replica's key from ``start_replica``)."""
+        self.processes[name].kill()
+
+    def restart(self, name: str) -> None:
+        """Starts ``name`` again (after a kill, or SIGTERMs it first) and waits until it is up."""
+        proc = self.processes[name]
+        if proc.alive():
+            proc.terminate()
+        since = proc.log_offset()
+        proc.start()
+        self.wait_started(name, since)
+
+    def start_replica(self, name: str, instance: str = "b") -> str:
+        """A second process of service ``name``; returns its key in ``processes``
+        (``name#instance``), which ``stop`` stops with the rest."""
+        key = f"{name}#{instance}"
+        self.processes[key] = self._process(name, instance).start()
+        self.wait_started(key)
+        return key
+
+    def remove(self, key: str) -> int | None:
+        """SIGTERMs a replica (if alive) and forgets it; its exit code, None if it was dead."""
+        proc = self.processes.pop(key)
+        return proc.terminate() if proc.alive() else None
+
+    def revive(self) -> list[str]:
+        """Restarts every service of the stack that is not running (a fault test that failed
+        midway must not leave the next one a broken stack); the names restarted."""
+        dead = [name for name in SERVICES if name in self.processes]
+        dead = [name for name in dead if not self.processes[name].alive()]
+        for name in dead:
+            self.restart(name)
+        return dead
 
     def stop(self) -> dict[str, int]:
         """SIGTERM to each; the exit codes (uvicorn re-raises SIGTERM after a graceful
@@ -81,7 +125,7 @@ class PipelineStack:
 
     def unclean_exits(self, codes: dict[str, int]) -> dict[str, int]:
         clean = {"gateway": (0, -15)}
-        return {n: c for n, c in codes.items() if c not in clean.get(n, (0,))}
+        return {n: c for n, c in codes.items() if c not in clean.get(n.split("#")[0], (0,))}
 
     def client(self, api_key: str = API_KEY, timeout: float = 40.0) -> httpx.Client:
         return httpx.Client(

@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from contracts.backlog import Provenance
-from contracts.events import ErrorCode, ItemError, PlannedItem, ProgressKind, RunProgress, Stage
+from contracts.events import (
+    AttemptUsage,
+    ErrorCode,
+    ItemError,
+    PlannedItem,
+    ProgressKind,
+    RunProgress,
+    Stage,
+)
 from contracts.topics import RUNS_PROGRESS
 from services.runtime import outbox
 from services.runtime.db import dialect_insert
@@ -592,7 +600,14 @@ class WorkQueue:
         return done
 
     async def fail(
-        self, session: AsyncSession, item: WorkItem, owner: str, code: ErrorCode, message: str
+        self,
+        session: AsyncSession,
+        item: WorkItem,
+        owner: str,
+        code: ErrorCode,
+        message: str,
+        *,
+        usage: AttemptUsage | None = None,
     ) -> bool:
         done = await self._guarded(
             session,
@@ -612,13 +627,23 @@ class WorkQueue:
                 item_id=item.item_id,
                 error=ItemError(code=code, message=message[:500]),
                 attempt=item.attempts,
+                usage=usage,
             )
         return done
 
     async def postpone(
-        self, session: AsyncSession, item: WorkItem, owner: str, delay_s: float, reason: str
+        self,
+        session: AsyncSession,
+        item: WorkItem,
+        owner: str,
+        delay_s: float,
+        reason: str,
+        *,
+        code: ErrorCode = ErrorCode.INTERNAL,
+        usage: AttemptUsage | None = None,
     ) -> bool:
         """Back to pending, not before ``delay_s``: other items go on meanwhile."""
+        retry_at = _now() + timedelta(seconds=delay_s)
         done = await self._guarded(
             session,
             item,
@@ -626,15 +651,18 @@ class WorkQueue:
             state=ItemState.PENDING.value,
             lease_owner=None,
             lease_until=None,
-            not_before=_now() + timedelta(seconds=delay_s),
+            not_before=retry_at,
         )
         if done:
             await self.emit(
                 session,
                 item.run,
-                ProgressKind.LOG,
+                ProgressKind.ITEM_POSTPONED,
                 item_id=item.item_id,
-                level="warning",
+                attempt=item.attempts,
+                error=ItemError(code=code, message=reason[:500]),
+                retry_at=retry_at,
+                usage=usage,
                 message=f"attempt {item.attempts} failed ({reason}); retrying in {delay_s:.1f}s",
             )
         return done

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.backlog import Provenance
-from contracts.events import ErrorCode, PlannedItem
+from contracts.events import AttemptUsage, ErrorCode, PlannedItem
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.fleet import CallScope, call_scope
 from services.runtime.logging import bind
@@ -42,12 +42,15 @@ class ItemFailure(Exception):
         *,
         retryable: bool = False,
         retry_after_s: float | None = None,
+        usage: AttemptUsage | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.usage = usage
+        """What the attempt cost although it failed (a provider bills a stalled stream too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +88,33 @@ def as_failure(error: BaseException) -> ItemFailure:
             str(getattr(error, "message", error)),
             retryable=bool(getattr(error, "retryable", False)),
             retry_after_s=getattr(error, "retry_after_s", None),
+            usage=_usage_of(error),
         )
     if isinstance(error, TimeoutError):
         return ItemFailure(ErrorCode.LLM_TIMEOUT, "the item's deadline passed", retryable=True)
     return ItemFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}", retryable=True)
+
+
+def retry_delay(settings: Settings, attempt: int, retry_after_s: float | None) -> float:
+    """The provider's Retry-After when it gave one, up to ``work_retry_after_max_s`` (a
+    provider must not hold an item, and its run, open for as long as it likes); else our own
+    backoff with full jitter."""
+    if retry_after_s is not None:
+        return min(max(0.0, retry_after_s), settings.work_retry_after_max_s)
+    return full_jitter(attempt, settings.work_retry_base_s, settings.work_retry_max_s)
+
+
+def _usage_of(error: BaseException) -> AttemptUsage | None:
+    """The spend an LLMError carries (calls made, tokens, cost), if any."""
+    calls = int(getattr(error, "attempts", 0) or 0)
+    if not calls:
+        return None
+    return AttemptUsage(
+        llm_calls=calls,
+        input_tokens=int(getattr(error, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(error, "output_tokens", 0) or 0),
+        cost_usd=float(getattr(error, "cost_usd", 0.0) or 0.0),
+    )
 
 
 class ItemRunner:
@@ -298,15 +324,18 @@ class ItemRunner:
         settings = self._settings
         async with self._sessions.begin() as session:
             if failure.retryable and item.attempts < settings.work_max_attempts:
-                delay = failure.retry_after_s
-                if delay is None:
-                    delay = full_jitter(
-                        item.attempts, settings.work_retry_base_s, settings.work_retry_max_s
-                    )
                 await self._queue.postpone(
-                    session, item, self._owner, delay, f"{failure.code.value}: {failure.message}"
+                    session,
+                    item,
+                    self._owner,
+                    retry_delay(settings, item.attempts, failure.retry_after_s),
+                    f"{failure.code.value}: {failure.message}",
+                    code=failure.code,
+                    usage=failure.usage,
                 )
-            elif await self._queue.fail(session, item, self._owner, failure.code, failure.message):
+            elif await self._queue.fail(
+                session, item, self._owner, failure.code, failure.message, usage=failure.usage
+            ):
                 await self._finish_run_if_done(session, item)
         log.warning(
             "item attempt failed",
