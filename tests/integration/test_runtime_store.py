@@ -116,13 +116,12 @@ def _service_histories() -> list[tuple[MigrationHistory, MetaData]]:
     from services.epics.app import MIGRATIONS as EPICS
     from services.gateway import tables as gateway_tables
     from services.gateway.app import MIGRATIONS as GATEWAY
+    from services.runtime.fleet import FLEET_HISTORY
+    from services.runtime.fleet.tables import fleet_metadata
     from services.stories import store as stories_store
     from services.stories.app import MIGRATIONS as STORIES
     from services.subtasks import store as subtasks_store
     from services.subtasks.app import MIGRATIONS as SUBTASKS
-
-    from services.runtime.fleet import FLEET_HISTORY
-    from services.runtime.fleet.tables import fleet_metadata
 
     return [
         (FLEET_HISTORY, fleet_metadata),

@@ -307,7 +307,8 @@ async def test_a_retry_requeues_only_failed_and_cancelled_items_with_fresh_attem
         assert await rig.queue.retry_run(session, "rr") == [], "a second retry finds nothing"
     async with rig.sessions() as session:
         run = await rig.queue.get_run(session, "rr")
-    assert run is not None and run.state.value == "closed"
+    assert run is not None
+    assert run.state.value == "closed"
     await run_until(
         rig, rig.runner(), "rr", {"ok": ItemState.SUCCEEDED, "refused": ItemState.FAILED}
     )
