@@ -15,7 +15,8 @@ from tests.support.stack import SERVICES, PipelineStack
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "stack" in metafunc.fixturenames:
+    # Only where `stack` is this plugin's fixture: a module may define a `stack` of its own.
+    if "stack" in metafunc.fixturenames and not hasattr(metafunc.module, "stack"):
         backends = getattr(metafunc.module, "STACK_BACKENDS", ("sqlite", "postgresql"))
         metafunc.parametrize("backend", backends, scope="module")
 
