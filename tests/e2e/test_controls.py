@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,14 +137,23 @@ def test_the_in_flight_ceiling_holds_across_replicas_of_every_service(
 ) -> None:
     llm.reset(answer)
     replicas = [stack.start_replica(name) for name in STAGES]
+    nonce = uuid.uuid4().hex[:8]  # inputs never answered before: no result cache hit
     try:
         with stack.client() as client:
-            project_id, created = start_pipeline(client)
-            final = wait_for_run(client, created["id"], timeout_s=240)[-1]
+            project = client.post("/v1/projects", json={"name": "Ceiling"}).json()
+            cards = [
+                {"title": f"Card {n} {nonce}", "body": f"Requirement {n} ({nonce}): users do {n}."}
+                for n in range(16)
+            ]
+            added = client.post(f"/v1/projects/{project['id']}/cards", json={"cards": cards})
+            added.raise_for_status()
+            created = client.post(f"/v1/projects/{project['id']}/runs", json={"stage": "analysis"})
+            assert created.status_code == 202, created.text
+            final = wait_for_run(client, created.json()["id"], timeout_s=240)[-1]
             assert final["status"] == "succeeded", (final, stack.logs())
-            check_backlog(client, project_id)
     finally:
         for key in replicas:
             stack.remove(key)
-    # 2 replicas x 4 stages x 4 items each could call 32 at once without the gate.
+    assert len(llm.calls) >= 16, "every card called the LLM"
+    # 2 replicas x 4 items each could call 8 at once without the gate.
     assert llm.max_in_flight == MAX_IN_FLIGHT
