@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from contracts import root_envelope
 from contracts.backlog import Provenance
@@ -21,6 +21,7 @@ from services.runtime.settings import Settings
 from services.runtime.tables import outbox
 from services.runtime.work import ItemFailure, ItemRunner, NewItem, WorkItem, WorkQueue, WorkRun
 from services.runtime.work.queue import ItemState
+from services.runtime.work.tables import work_items
 from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
@@ -317,3 +318,48 @@ async def test_a_retry_requeues_only_failed_and_cancelled_items_with_fresh_attem
     kinds = [e["kind"] for e in await rig.progress("rr")]
     assert kinds.count("item_requeued") == 1
     assert kinds.count("stage_finished") == 2
+
+
+async def test_the_last_two_items_ending_in_two_transactions_at_once_finish_the_run(
+    rig: Rig, database_url: str
+) -> None:
+    """PostgreSQL read committed: each transaction ends its item, then counts the run's open
+    items. Unless the count waits for the other transaction, both count one open item and
+    the run never finishes (the stage would never say stage_finished)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite lets one writer at a time: the two transactions cannot overlap")
+    await rig.open("rs", [NewItem("a", "a"), NewItem("b", "b")])
+
+    async def end(session: Any, item_id: str) -> None:
+        await session.execute(
+            update(work_items)
+            .where(work_items.c.run_id == "rs", work_items.c.item_id == item_id)
+            .values(state=ItemState.SUCCEEDED.value)
+        )
+
+    first = rig.sessions()
+    second = rig.sessions()
+    async with first, second:
+        await first.begin()
+        await second.begin()
+        await end(first, "a")
+        await end(second, "b")
+        assert not await rig.queue.finish_if_done(first, "rs"), "b is not committed yet"
+        counting = asyncio.create_task(rig.queue.finish_if_done(second, "rs"))
+
+        async def waiting_or_done() -> bool:
+            if counting.done():
+                return True
+            async with rig.sessions() as probe:
+                waiting = await probe.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                )
+                return bool(waiting.scalar_one())
+
+        await until(waiting_or_done, timeout=10, what="the second count to run or to wait")
+        await first.commit()
+        finished = await asyncio.wait_for(counting, timeout=10)
+        await second.commit()
+    assert finished, "the second transaction must see the first one's item ended"
+    kinds = [e["kind"] for e in await rig.progress("rs")]
+    assert kinds.count("stage_finished") == 1

@@ -264,6 +264,12 @@ class WorkQueue:
 
     async def finish_if_done(self, session: AsyncSession, run_id: str) -> bool:
         """Marks a closed run whose items are all terminal finished (once); True if it did."""
+        # Two items of a run ending at once in two transactions would each count the other as
+        # still open (PostgreSQL read committed) and the run would never finish. Locking the
+        # run row first serialises them: the second one counts after the first has committed.
+        await session.execute(
+            select(work_runs.c.run_id).where(work_runs.c.run_id == run_id).with_for_update()
+        )
         open_items = (
             await session.execute(
                 select(func.count())
