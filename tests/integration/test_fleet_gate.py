@@ -45,17 +45,25 @@ async def replicas(database_url: str) -> AsyncIterator[Replicas]:
 
 async def test_replicas_together_never_exceed_the_in_flight_ceiling(replicas: Replicas) -> None:
     gates = [replicas(Limits(3, 0)) for _ in range(4)]
-    in_flight = peak = 0
+    in_flight = peak = done = 0
+    release = asyncio.Event()
 
     async def call(gate: FleetGate) -> None:
-        nonlocal in_flight, peak
+        nonlocal in_flight, peak, done
         async with gate.slot(None, 10, 0.0):
             in_flight += 1
             peak = max(peak, in_flight)
-            await asyncio.sleep(0.05)
+            # The first calls hold their slots until the ceiling is seen reached, so that
+            # reaching it does not depend on how fast this machine hands slots out.
+            await release.wait()
             in_flight -= 1
+        done += 1
 
-    await asyncio.gather(*(call(gates[n % 4]) for n in range(24)))
+    calls = asyncio.gather(*(call(gates[n % 4]) for n in range(24)))
+    await until(lambda: in_flight == 3, timeout=30, what="three calls in flight")
+    release.set()
+    await asyncio.wait_for(calls, timeout=60)
+    assert done == 24
     assert peak == 3
 
 
