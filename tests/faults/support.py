@@ -167,6 +167,8 @@ class CallCount:
     """Calls beyond the first for their item."""
     most_for_one_item: int
     by_stage: dict[str, int]
+    repeated_items: frozenset[tuple[str, str]]
+    """``call_key`` of every item called more than once."""
 
 
 def count_calls(calls: Iterable[RecordedCall]) -> CallCount:
@@ -178,6 +180,7 @@ def count_calls(calls: Iterable[RecordedCall]) -> CallCount:
         repeated=sum(n - 1 for n in per_item.values()),
         most_for_one_item=max(per_item.values(), default=0),
         by_stage=dict(by_stage),
+        repeated_items=frozenset(k for k, n in per_item.items() if n > 1),
     )
 
 
@@ -205,6 +208,21 @@ class CallWindow:
             if call_stage(c) == stage
             and c.ended is None
             and now - c.monotonic < self._latency(c) / 2
+        ]
+
+    def cut_short(self, stage: str, at: float) -> list[RecordedCall]:
+        """Calls of ``stage`` open at ``at`` (``time.monotonic()`` of a kill) that ended before
+        their answer was done: the calls the fault hit. Ask once they have all ended (after
+        the run): a survivor's call open at ``at`` ends when its answer does, and is not
+        counted."""
+        return [
+            c
+            for c in self.calls
+            if call_stage(c) == stage
+            and c.monotonic < at
+            and c.ended is not None
+            and c.ended >= at
+            and c.ended - c.monotonic < self._latency(c) - 0.25
         ]
 
     def _latency(self, call: RecordedCall) -> float:
