@@ -73,7 +73,7 @@ schemas: venv
 # The default set leaves out the slowest fault cases (each stage service killed in turn, the
 # PostgreSQL variants): marked faults_full, still complete in kind. `make test-faults` runs
 # every fault case and writes the table behind docs/reliability.md (build/fault-report.md).
-test: venv kafka-jars lint
+test: venv kafka-jars chromium lint
 	$(PY) -m pytest -m "not faults_full"
 
 test-faults: venv kafka-jars
