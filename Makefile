@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help venv kafka-jars chromium demo test test-faults test-all lint fmt up down logs status lock clean bench
+.PHONY: help venv kafka-jars chromium prometheus demo test test-faults test-all lint fmt up down logs status lock clean bench
 
 help:
 	@echo "make demo      set up and run the local stack with a sample through the pipeline"
@@ -48,6 +48,25 @@ chromium:
 	  test -x $(CHROMIUM) || { echo "error: apt-get installed chromium but $(CHROMIUM) is not there" >&2; exit 1; }; \
 	}
 
+# promtool (tests/ops: rule checks and unit tests) and prometheus (the end-to-end test of the
+# dashboards' queries) come from Debian's `prometheus` package: installed with apt when
+# missing, as root or with passwordless sudo, like chromium. The package's own service is
+# not wanted: the tests start Prometheus on a free port themselves.
+PROMTOOL := /usr/bin/promtool
+prometheus:
+	@test -x $(PROMTOOL) || { \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "error: $(PROMTOOL) is missing (the monitoring tests need it) and installing it needs root: sudo apt-get install -y --no-install-recommends prometheus" >&2; exit 1; fi; \
+	  command -v apt-get >/dev/null || { echo "error: $(PROMTOOL) is missing and there is no apt-get here: install Prometheus 2.x so that promtool and prometheus are on PATH" >&2; exit 1; }; \
+	  echo "Installing Debian's prometheus (promtool) for the monitoring tests (apt-get)..."; \
+	  mkdir -p .cardflow; \
+	  { $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends prometheus; } >.cardflow/prometheus-install.log 2>&1 \
+	    || { tail -n 20 .cardflow/prometheus-install.log >&2; echo "error: apt-get could not install prometheus (log: .cardflow/prometheus-install.log)" >&2; exit 1; }; \
+	  test -x $(PROMTOOL) || { echo "error: apt-get installed prometheus but $(PROMTOOL) is not there" >&2; exit 1; }; \
+	  $$sudo systemctl disable --now prometheus >/dev/null 2>&1 || true; \
+	}
+
 # uv resolves the lock in a throwaway venv of its own: the project venv holds only the lock.
 lock:
 	@test -x .cardflow/lock-venv/bin/uv || { $(PYTHON) -m venv .cardflow/lock-venv && .cardflow/lock-venv/bin/pip install --quiet uv; }
@@ -73,7 +92,7 @@ schemas: venv
 # The default set leaves out the slowest fault cases (each stage service killed in turn, the
 # PostgreSQL variants): marked faults_full, still complete in kind. `make test-faults` runs
 # every fault case and writes the table behind docs/reliability.md (build/fault-report.md).
-test: venv kafka-jars chromium lint
+test: venv kafka-jars chromium prometheus lint
 	$(PY) -m pytest -m "not faults_full"
 
 test-faults: venv kafka-jars

@@ -86,6 +86,8 @@ class Config:
     external_kafka: str | None
     gateway_host: str
     gateway_port: int
+    metrics_base_port: int
+    """Stage service n (1-4) serves /metrics on this + n; 0: none."""
     only: frozenset[str] | None
     ready_timeout_s: float
 
@@ -134,6 +136,7 @@ def load_config(env: dict[str, str]) -> Config:
         external_kafka=env.get("CARDFLOW_KAFKA_BOOTSTRAP_SERVERS") or None,
         gateway_host=settings.gateway_host,
         gateway_port=settings.gateway_port,
+        metrics_base_port=int(env.get("CARDFLOW_STACK_METRICS_BASE_PORT", "9100")),
         only=frozenset(n.strip() for n in only.split(",") if n.strip()) or None,
         ready_timeout_s=float(env.get("CARDFLOW_STACK_TIMEOUT_S", "120")),
     )
@@ -208,6 +211,13 @@ def build_specs(
     return specs
 
 
+def stage_metrics_port(cfg: Config, name: str) -> int:
+    """The /metrics port of a stage service (the gateway serves /metrics itself); 0: none."""
+    if not cfg.metrics_base_port or name not in STAGE_SERVICES:
+        return 0
+    return cfg.metrics_base_port + 1 + STAGE_SERVICES.index(name)
+
+
 def kafka_spec(cfg: Config, env: dict[str, str]) -> ProcessSpec:
     argv = [
         str(KAFKA_DIR / "run.sh"),
@@ -244,6 +254,9 @@ def service_spec(cfg: Config, service: ServiceDef, key: str, env: dict[str, str]
     }
     # Text logs read better in a terminal; an explicit setting still wins.
     service_env.setdefault("CARDFLOW_LOG_FORMAT", "text")
+    metrics_port = stage_metrics_port(cfg, service.name)
+    if metrics_port:
+        service_env["CARDFLOW_METRICS_PORT"] = str(metrics_port)
     argv = [sys.executable, "-m", f"services.{service.name}"]
     if service.http_ready_path is not None:
         url = cfg.gateway_url + service.http_ready_path
@@ -262,6 +275,8 @@ def service_spec(cfg: Config, service: ServiceDef, key: str, env: dict[str, str]
         env=service_env,
         ready=lambda record: log_says_started(record),
         ready_means=f"its log says {WORKER_READY_LINE!r}",
+        address=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
+        binds=(("127.0.0.1", metrics_port),) if metrics_port else (),
     )
 
 

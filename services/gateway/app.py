@@ -4,14 +4,17 @@ lifespan; the routes are in ``api.py``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts import Envelope
 from contracts.events import (
     CardAnalyzed,
     EpicGenerated,
@@ -29,46 +32,50 @@ from contracts.topics import (
 from services.gateway.api import router
 from services.gateway.problem_handlers import install_problem_handlers
 from services.gateway.projection import Projection
+from services.gateway.request_metrics import RequestMetrics
 from services.gateway.watch import RunWatch
 from services.gateway.web import router as web_router
-from services.runtime.delivery import HandlerContext
+from services.runtime import metrics
+from services.runtime.delivery import Handler, HandlerContext
 from services.runtime.dlq import export_waiting
+from services.runtime.lag import export_lag
 from services.runtime.migrate import MigrationHistory
 from services.runtime.service import Service, build_service, check_ready, running
 from services.runtime.settings import Settings
 
 MIGRATIONS = MigrationHistory("gateway", Path(__file__).parent / "migrations")
+Apply = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 
 def register_projection(service: Service, projection: Projection) -> None:
-    async def on_progress(ctx: HandlerContext) -> None:
-        await projection.apply_progress(ctx.session, ctx.envelope)
+    def projecting(topic: str, apply: Apply) -> Handler:
+        async def handle(ctx: HandlerContext) -> None:
+            await apply(ctx.session, ctx.envelope)
+            observe_staleness(topic, ctx.envelope.time)
 
-    async def on_card_analyzed(ctx: HandlerContext) -> None:
-        await projection.apply_card_analyzed(ctx.session, ctx.envelope)
+        return handle
 
-    async def on_epic(ctx: HandlerContext) -> None:
-        await projection.apply_epic_generated(ctx.session, ctx.envelope)
+    for topic, apply, payload in (
+        (RUNS_PROGRESS.name, projection.apply_progress, RunProgress),
+        (CARDS_ANALYZED.name, projection.apply_card_analyzed, CardAnalyzed),
+        (EPICS_GENERATED.name, projection.apply_epic_generated, EpicGenerated),
+        (STORIES_GENERATED.name, projection.apply_stories_generated, StoriesGenerated),
+        (SUBTASKS_GENERATED.name, projection.apply_subtasks_generated, SubtasksGenerated),
+    ):
+        service.consumers.register(
+            topic, projecting(topic, apply), accepted_versions={payload.TYPE: {1}}
+        )
+    service.consumers.add_commit_listener(projection.watch.flush)
 
-    async def on_stories(ctx: HandlerContext) -> None:
-        await projection.apply_stories_generated(ctx.session, ctx.envelope)
 
-    async def on_subtasks(ctx: HandlerContext) -> None:
-        await projection.apply_subtasks_generated(ctx.session, ctx.envelope)
-
-    consumers = service.consumers
-    consumers.register(RUNS_PROGRESS.name, on_progress, accepted_versions={RunProgress.TYPE: {1}})
-    consumers.register(
-        CARDS_ANALYZED.name, on_card_analyzed, accepted_versions={CardAnalyzed.TYPE: {1}}
+def observe_staleness(topic: str, created: datetime) -> None:
+    """How far behind the read model is: the event's age when it was projected."""
+    now = datetime.now(UTC)
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    metrics.READ_MODEL_STALENESS.labels(topic=topic).observe(
+        max((now - created).total_seconds(), 0.0)
     )
-    consumers.register(EPICS_GENERATED.name, on_epic, accepted_versions={EpicGenerated.TYPE: {1}})
-    consumers.register(
-        STORIES_GENERATED.name, on_stories, accepted_versions={StoriesGenerated.TYPE: {1}}
-    )
-    consumers.register(
-        SUBTASKS_GENERATED.name, on_subtasks, accepted_versions={SubtasksGenerated.TYPE: {1}}
-    )
-    consumers.add_commit_listener(projection.watch.flush)
+    metrics.READ_MODEL_LAST_PROJECTED.labels(topic=topic).set(now.timestamp())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,9 +88,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One place exports the waiting dead letters gauge: the gateway, which serves /metrics.
         await export_waiting(service.settings, stop)
 
+    async def measure_lag(stop: asyncio.Event) -> None:
+        await export_lag(service.settings, stop)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(service, [count_dead_letters]):
+        async with running(service, [count_dead_letters, measure_lag]):
             yield
 
     app = FastAPI(
@@ -98,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.watch = watch
     app.state.upload_slots = asyncio.Semaphore(settings.upload_max_concurrent)
     install_problem_handlers(app)
+    app.add_middleware(RequestMetrics)
     app.include_router(router)
     app.include_router(web_router)  # the web page at / (services/gateway/web)
 

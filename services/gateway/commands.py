@@ -34,6 +34,7 @@ from contracts.topics import (
 from services.gateway.problems import Problem
 from services.gateway.projection import add_item
 from services.gateway.tables import cards, epics, idempotency, projects, runs, stories
+from services.runtime import metrics
 from services.runtime.outbox import enqueue
 
 SOURCE = "gateway"
@@ -181,6 +182,7 @@ async def create_run(
     run_id = new_event_id()
     options = body.options
     stage = body.stage
+    metrics.RUNS_STARTED.labels(kind=stage).inc()
     await session.execute(
         insert(runs).values(
             run_id=run_id,

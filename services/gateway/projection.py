@@ -34,6 +34,7 @@ from services.gateway.tables import (
     subtasks,
 )
 from services.gateway.watch import RunWatch
+from services.runtime import metrics
 
 TERMINAL = runview.TERMINAL
 
@@ -442,7 +443,18 @@ async def touch_run(session: AsyncSession, run_id: str, at: datetime | None = No
         values["started_at"] = at or _now()
     if row.finished_at is None and runview.is_finished(facts):
         values["finished_at"] = at or _now()
+        _observe_finished(row, status, values["finished_at"])
     await session.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+
+def _observe_finished(row: Any, status: str, finished_at: datetime) -> None:
+    metrics.RUNS_FINISHED.labels(kind=row.stage, status=status).inc()
+    created = as_utc(row.created_at)
+    finished = as_utc(finished_at)
+    if created is not None and finished is not None:
+        metrics.RUN_DURATION.labels(kind=row.stage, status=status).observe(
+            max((finished - created).total_seconds(), 0.0)
+        )
 
 
 async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:

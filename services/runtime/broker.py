@@ -12,9 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiokafka import TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
 
+from services.runtime.metrics import CONSUMER_REBALANCES
 from services.runtime.settings import Settings
 
 
@@ -28,6 +33,11 @@ def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         # FastStream's default logger has a coloured handler of its own; this one has none and
         # propagates to the root's (JSON) handler.
         "logger": logging.getLogger("cardflow.broker"),
+        # faststream_* message metrics (received, processed and their duration, in process,
+        # published), labelled with the service as app_name.
+        "middlewares": [
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name)
+        ],
     }
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)
@@ -43,4 +53,19 @@ def subscriber_options(settings: Settings, *, group_id: str | None = None) -> di
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "listener": RebalanceCounter(group_id or settings.service_name),
     }
+
+
+class RebalanceCounter(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the partition assignments a consumer group's member receives: a steady rise
+    means members keep leaving and joining (crashes, or handlers past max.poll.interval)."""
+
+    def __init__(self, group: str) -> None:
+        self._group = group
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        CONSUMER_REBALANCES.labels(group=self._group).inc()

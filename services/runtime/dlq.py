@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from contracts import Envelope
 from contracts.topics import DLQ_SUFFIX
-from services.runtime.backoff import sleep_or_stop
+from services.runtime.backoff import sleep_or_stop, unless_stopped
 from services.runtime.delivery import DEAD_LETTER_HEADER_PREFIX
 from services.runtime.metrics import DEAD_LETTERS_WAITING
 from services.runtime.settings import Settings
@@ -522,7 +522,7 @@ async def export_waiting(settings: Settings, stop: asyncio.Event) -> None:
     exported: set[str] = set()
     while interval > 0 and not stop.is_set():
         try:
-            counts = await _unless_stopped(stop, count_waiting(settings))
+            counts = await unless_stopped(stop, count_waiting(settings))
         except Exception:
             log.warning("counting dead letters failed; the gauge keeps its values", exc_info=True)
         else:
@@ -530,16 +530,3 @@ async def export_waiting(settings: Settings, stop: asyncio.Event) -> None:
                 return
             exported = set_waiting_gauge(counts, exported)
         await sleep_or_stop(stop, interval)
-
-
-async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    return None if task.cancelled() else task.result()

@@ -1,8 +1,13 @@
-"""The runtime's Prometheus metrics, and the /metrics endpoint of processes without HTTP.
+"""cardflow's Prometheus metrics (the catalogue), and the /metrics endpoint of processes
+without HTTP.
 
 Metrics live in prometheus_client's default registry, so whatever serves that registry shows
 them: the gateway's ``GET /metrics`` on its own port, and for a stage service (which has no
-HTTP server) the small one :func:`serve_metrics` starts when ``metrics_port`` is set.
+HTTP server) the small one :func:`serve_metrics` starts when ``metrics_port`` is set. Each
+process is one service, so the service is the scrape target's ``job``, not a label here.
+Labels stay bounded: stage, model, outcome, error code, topic, consumer group, partition,
+route template; never a run, item or project id. FastStream's Prometheus middleware adds
+``faststream_*`` message metrics (received, processed with duration, in process, published).
 """
 
 from __future__ import annotations
@@ -10,9 +15,162 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
+
+# An LLM answer may take minutes (long outputs, slow local models): buckets up to 600 s.
+LLM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+ITEM_BUCKETS = LLM_BUCKETS
+RUN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+STALENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+# --- LLM calls (stage services) --------------------------------------------------------
+LLM_REQUEST_DURATION = Histogram(
+    "cardflow_llm_request_duration_seconds",
+    "One structured LLM answer (its HTTP calls, a repair re-ask included), by stage, model "
+    "and outcome (ok, cached, or the error code).",
+    ["stage", "model", "outcome"],
+    buckets=LLM_BUCKETS,
+)
+LLM_REQUESTS_IN_FLIGHT = Gauge(
+    "cardflow_llm_requests_in_flight",
+    "LLM answers being waited for in this process, by stage.",
+    ["stage"],
+)
+LLM_HTTP_CALLS = Counter(
+    "cardflow_llm_http_calls",
+    "HTTP calls to the LLM provider (retries and repair re-asks each count), by stage and model.",
+    ["stage", "model"],
+)
+LLM_TOKENS = Counter(
+    "cardflow_llm_tokens",
+    "LLM tokens paid for, by stage, model and kind (input, output); cached answers count none.",
+    ["stage", "model", "kind"],
+)
+LLM_COST = Counter(
+    "cardflow_llm_cost_usd",
+    "LLM cost in US dollars at CARDFLOW_LLM_PRICES, by stage and model.",
+    ["stage", "model"],
+)
+LLM_SLOT_WAIT = Histogram(
+    "cardflow_llm_slot_wait_seconds",
+    "Time an LLM call waited for a slot under the fleet-wide limits (in-flight ceiling, "
+    "tokens per minute, a run's budget) before it was sent.",
+    buckets=LLM_BUCKETS,
+)
+LLM_RATE_LIMIT_WAITS = Counter(
+    "cardflow_llm_rate_limit_waits",
+    "Waits caused by rate limits, by source: fleet (the fleet-wide limits held a call back) "
+    "or provider (the provider answered 429 and the item was scheduled again).",
+    ["source"],
+)
+
+# --- Items (stage services) ------------------------------------------------------------
+ITEMS = Counter(
+    "cardflow_items",
+    "Item attempts that ended, by stage, outcome (succeeded; retried: a retryable error, "
+    "scheduled again; failed: for good; cancelled; released: handed back at shutdown) and "
+    "error code (empty when none).",
+    ["stage", "outcome", "code"],
+)
+ITEM_DURATION = Histogram(
+    "cardflow_item_duration_seconds",
+    "One attempt at an item, from claim to its end, by stage and outcome.",
+    ["stage", "outcome"],
+    buckets=ITEM_BUCKETS,
+)
+ITEMS_RUNNING = Gauge(
+    "cardflow_items_running",
+    "Items this process is working on now, by stage.",
+    ["stage"],
+)
+ITEM_HEARTBEAT_AGE = Gauge(
+    "cardflow_item_heartbeat_age_seconds",
+    "Seconds since the stalest running item of this process renewed its lease (0 when none "
+    "runs). Grows past the heartbeat interval when the event loop is blocked.",
+    ["stage"],
+)
+STAGE_RUN_DURATION = Histogram(
+    "cardflow_stage_run_duration_seconds",
+    "A run's time in one stage, from its request to its last item, by stage and outcome "
+    "(succeeded, partial, failed, cancelled).",
+    ["stage", "outcome"],
+    buckets=RUN_BUCKETS,
+)
+
+# --- Outbox (every service) ------------------------------------------------------------
+OUTBOX_PENDING = Gauge(
+    "cardflow_outbox_pending",
+    "Events written to this service's outbox and not yet published to Kafka.",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "cardflow_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished event in this service's outbox (0 when empty).",
+)
+OUTBOX_PUBLISHED = Counter(
+    "cardflow_outbox_published",
+    "Events published from this service's outbox.",
+)
+
+# --- Gateway ---------------------------------------------------------------------------
+HTTP_REQUEST_DURATION = Histogram(
+    "cardflow_http_request_duration_seconds",
+    "Gateway HTTP requests, by method, route template and status code; long-polls "
+    "(?wait=) are in cardflow_http_long_poll_duration_seconds instead.",
+    ["method", "route", "status"],
+    buckets=HTTP_BUCKETS,
+)
+# A long-poll holds a request open for up to 30 s by design: its own histogram, apart from
+# the latency of ordinary requests.
+HTTP_LONG_POLL_DURATION = Histogram(
+    "cardflow_http_long_poll_duration_seconds",
+    "Long-polls of a run (GET /v1/runs/{run_id}?wait=), by outcome: changed (answered with "
+    "a new version), unchanged (304 at the end of the wait) or error.",
+    ["outcome"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 15, 20, 25, 30, 35),
+)
+READ_MODEL_STALENESS = Histogram(
+    "cardflow_read_model_staleness_seconds",
+    "Time from an event's creation to its projection into the gateway's read model, by topic.",
+    ["topic"],
+    buckets=STALENESS_BUCKETS,
+)
+READ_MODEL_LAST_PROJECTED = Gauge(
+    "cardflow_read_model_last_projected_timestamp_seconds",
+    "Unix time of the last event projected into the read model, by topic.",
+    ["topic"],
+)
+RUNS_STARTED = Counter(
+    "cardflow_runs_started",
+    "Runs accepted by the gateway, by kind (pipeline, or the stage name).",
+    ["kind"],
+)
+RUNS_FINISHED = Counter(
+    "cardflow_runs_finished",
+    "Runs that reached a terminal status, by kind and status.",
+    ["kind", "status"],
+)
+RUN_DURATION = Histogram(
+    "cardflow_run_duration_seconds",
+    "Runs from acceptance to their terminal status, by kind (pipeline, or the stage name) "
+    "and status.",
+    ["kind", "status"],
+    buckets=RUN_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "cardflow_consumer_lag",
+    "Messages not yet consumed, by consumer group, topic and partition (end offset minus the "
+    "group's committed offset), read from the broker by the gateway every "
+    "CARDFLOW_LAG_INTERVAL_S.",
+    ["group", "topic", "partition"],
+)
+CONSUMER_REBALANCES = Counter(
+    "cardflow_consumer_rebalances",
+    "Partition assignments this process's consumers received, by consumer group.",
+    ["group"],
+)
 
 DEAD_LETTERS = Counter(
     "cardflow_dead_letters",

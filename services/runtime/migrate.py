@@ -3,11 +3,25 @@
 Every service database holds two histories, each with its own version table: the runtime's
 (inbox, outbox) and the service's own. Replicas starting together on PostgreSQL take an
 advisory lock so only one migrates.
+
+The same migrations without starting the service (a deployment's migration job)::
+
+    python -m services.runtime.migrate services.analysis.app:MIGRATIONS
+
+migrates the database of the usual settings (``CARDFLOW_DATABASE_URL``, or the SQLite file of
+``CARDFLOW_SERVICE_NAME``) and the fleet's (``CARDFLOW_FLEET_DATABASE_URL``), exactly as a
+service's start does, then exits. The runtime knows no service: the caller names the
+histories, as ``module:attribute``.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib
+import sys
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +29,10 @@ from typing import Any
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.runtime.settings import Settings
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -65,3 +82,77 @@ def run_env(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def load_history(spec: str) -> MigrationHistory:
+    """The history ``module:attribute`` names, e.g. ``services.analysis.app:MIGRATIONS``."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{spec!r}: expected module:attribute")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{spec!r}: {error}") from None
+    if not isinstance(value, MigrationHistory):
+        raise ValueError(f"{spec!r} is a {type(value).__name__}, not a MigrationHistory")
+    return value
+
+
+async def migrate_databases(settings: Settings, histories: Sequence[MigrationHistory]) -> None:
+    """What a service's start migrates (``service.prepare``), without the service: its own
+    database (the runtime's history, then ``histories``) and the fleet's."""
+    from services.runtime.db import make_engine, make_sessions
+    from services.runtime.fleet import build_fleet  # imports this module
+
+    engine = make_engine(settings.resolved_database_url(), echo=settings.database_echo)
+    fleet = build_fleet(settings, engine, make_sessions(engine))
+    try:
+        await migrate(engine, *histories)
+        await fleet.prepare()
+    finally:
+        await fleet.close()
+        await engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.runtime.fleet import FLEET_HISTORY  # imports this module
+
+    parser = argparse.ArgumentParser(
+        prog="python -m services.runtime.migrate",
+        description="Migrate a service's database and the fleet's to head, then exit "
+        "(settings from the environment, as the service's own start).",
+    )
+    parser.add_argument(
+        "histories",
+        nargs="+",
+        metavar="MODULE:ATTRIBUTE",
+        help="the service's migration history, e.g. services.analysis.app:MIGRATIONS",
+    )
+    args = parser.parse_args(argv)
+    try:
+        histories = [load_history(spec) for spec in args.histories]
+    except ValueError as error:
+        parser.error(str(error))
+    settings = Settings()
+    asyncio.run(migrate_databases(settings, histories))
+    names = ", ".join(h.name for h in (RUNTIME_HISTORY, *histories))
+    print(f"migrated {_shown(settings.resolved_database_url())} to head: {names}")
+    fleet_url = settings.resolved_fleet_database_url()
+    if fleet_url:
+        print(f"migrated {_shown(fleet_url)} to head: {RUNTIME_HISTORY.name}, {FLEET_HISTORY.name}")
+    else:
+        print(f"migrated the same database to head: {FLEET_HISTORY.name}")
+    return 0
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    # Run as the canonical module, not as __main__: the services' histories are instances of
+    # services.runtime.migrate.MigrationHistory, which a second copy of this module would not
+    # recognise.
+    from services.runtime.migrate import main as canonical_main
+
+    sys.exit(canonical_main())

@@ -90,6 +90,17 @@ async def pending_count(session: AsyncSession) -> int:
     return int((await session.execute(statement)).scalar_one())
 
 
+async def backlog(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many rows wait to be published, and when the oldest was written."""
+    statement = select(func.count(), func.min(outbox.c.created_at)).where(
+        outbox.c.published_at.is_(None)
+    )
+    count, oldest = (await session.execute(statement)).one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps no zone
+    return int(count), oldest
+
+
 async def mark_published_exact(session: AsyncSession, events: list[tuple[int, str]]) -> None:
     """Marks rows matching both sequence number and event id (recovery from the ledger)."""
     now = datetime.now(UTC)

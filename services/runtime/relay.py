@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.runtime import outbox
+from services.runtime import metrics, outbox
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
@@ -169,6 +169,7 @@ class OutboxRelay:
         async with self._sessions.begin() as session:
             await outbox.mark_published(session, seqs)
         self.published += len(batch)
+        metrics.OUTBOX_PUBLISHED.inc(len(batch))
         return len(batch)
 
     async def _before_kafka_commit(self, seqs: list[int]) -> None:

@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -21,13 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import all_topic_names, dead_letter_topic
-from services.runtime import outbox
+from services.runtime import metrics, outbox
+from services.runtime.backoff import sleep_or_stop
 from services.runtime.broker import make_broker
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.delivery import Consumers
 from services.runtime.fleet import Fleet, build_fleet
 from services.runtime.logging import configure_logging
-from services.runtime.metrics import serve_metrics
 from services.runtime.migrate import MigrationHistory, migrate
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -112,6 +113,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
     await prepare(service)
     relay_stop = asyncio.Event()
     relay_task = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
+    sampler = asyncio.create_task(_sample_outbox(service, relay_stop), name="outbox-metrics")
     await service.broker.start()
     background_stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = [
@@ -119,7 +121,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
     ]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
     # Last to start, first to stop: an endpoint that answers means a service that runs.
-    stop_metrics = serve_metrics(service.settings.metrics_port)
+    stop_metrics = metrics.serve_metrics(service.settings.metrics_port)
     try:
         yield
     finally:
@@ -142,6 +144,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
         await _drain_outbox(service, deadline_s=5.0)
         relay_stop.set()
         await _bounded(relay_task, CLOSE_DEADLINE_S, "stopping the outbox relay")
+        await _bounded(sampler, CLOSE_DEADLINE_S, "stopping the outbox metrics")
         await service.engine.dispose()
         await service.fleet.close()
         log.info("service stopped")
@@ -172,6 +175,25 @@ async def _bounded(
         if done:
             return
     log.error("shutdown step would not stop; left behind", extra={"fields": {"step": what}})
+
+
+OUTBOX_SAMPLE_S = 5.0
+"""How often the outbox's backlog metrics are read from the database."""
+
+
+async def _sample_outbox(service: Service, stop: asyncio.Event) -> None:
+    """The outbox's backlog and the age of its oldest row, as metrics. Apart from the relay:
+    when the broker is down the relay is stuck, and that is when the numbers matter."""
+    while not stop.is_set():
+        try:
+            async with service.sessions() as session:
+                pending, oldest = await outbox.backlog(session)
+            metrics.OUTBOX_PENDING.set(pending)
+            age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+            metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
+        except Exception:
+            log.warning("reading the outbox backlog failed", exc_info=True)
+        await sleep_or_stop(stop, OUTBOX_SAMPLE_S)
 
 
 async def _drain_outbox(service: Service, deadline_s: float) -> None:

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="How often the gateway counts the dead letters not replayed yet (gauge "
         "cardflow_dead_letters_waiting); 0 turns the count off.",
     )
+    lag_interval_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often the gateway reads every consumer group's lag from the broker "
+        "(gauge cardflow_consumer_lag, what KEDA and the lag alert use); 0 turns it off.",
+    )
 
     # LLM
     llm_base_url: str | None = Field(

@@ -29,6 +29,10 @@ class PipelineStack:
     env: Mapping[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}.")
     port: int = field(default_factory=free_port)
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {stage: free_port() for stage in STAGES}
+    )
+    """Each stage service's /metrics port (the gateway serves /metrics on ``port``)."""
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -38,7 +42,13 @@ class PipelineStack:
     def _process(self, name: str, instance: str | None = None) -> ServiceProcess:
         """``instance`` makes a further replica of ``name``: same service name, database and
         groups, its own instance id and log."""
-        replica = {"CARDFLOW_INSTANCE_ID": f"{name}-{instance}"} if instance else {}
+        replica = (
+            {"CARDFLOW_INSTANCE_ID": f"{name}-{instance}", "CARDFLOW_METRICS_PORT": "0"}
+            if instance
+            else {}
+        )
+        metrics_port = self.metrics_ports.get(name)
+        metrics = {"CARDFLOW_METRICS_PORT": str(metrics_port)} if metrics_port else {}
         log_name = f"{name}-{instance}" if instance else name
         env = service_env(
             name=name,
@@ -51,6 +61,7 @@ class PipelineStack:
                 "CARDFLOW_BOOTSTRAP_API_KEY": API_KEY,
                 "CARDFLOW_WORK_POLL_INTERVAL_S": "0.1",
                 "CARDFLOW_WORK_HEARTBEAT_S": "0.5",
+                **metrics,
                 **self.env,
                 **replica,
             },

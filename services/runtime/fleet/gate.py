@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.events import ErrorCode
+from services.runtime import metrics
 from services.runtime.db import dialect_insert
 from services.runtime.fleet.policy import Ask, FleetState, Limits, Verdict, decide
 from services.runtime.fleet.scope import CallScope
@@ -97,12 +99,16 @@ class FleetGate:
     ) -> Slot:
         ask = Ask(estimated_tokens, estimated_cost_usd, scope.budget_usd if scope else None)
         waited = False
+        began = time.monotonic()
         while True:
             slot = await self._try_grant(scope, ask)
             if slot is not None:
+                metrics.LLM_SLOT_WAIT.observe(time.monotonic() - began)
                 if waited:
                     log.info("llm slot granted after waiting for the fleet's ceiling")
                 return slot
+            if not waited:
+                metrics.LLM_RATE_LIMIT_WAITS.labels(source="fleet").inc()
             waited = True
             await asyncio.sleep(self._poll_s * random.uniform(0.5, 1.5))
 

@@ -7,7 +7,9 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
-from services.runtime.fleet import FleetGate
+from contracts.events import ErrorCode
+from services.runtime import metrics
+from services.runtime.fleet import CallRefused, FleetGate
 from services.runtime.llm.answers import InvalidAnswer, check
 from services.runtime.llm.cache import CachedAnswer, ResultCache, cache_key
 from services.runtime.llm.errors import LLMError
@@ -70,10 +72,37 @@ class LLMClient:
         once a second, and once at the end; an exception it raises aborts the call and
         propagates unchanged (e.g. to stop on a cancelled run).
         """
+        stage, model = request.stage, self._provider.model_for(request.stage)
+        started = time.monotonic()
+        in_flight = metrics.LLM_REQUESTS_IN_FLIGHT.labels(stage=stage)
+        in_flight.inc()
+        try:
+            result = await self._generate(request, on_tokens, model)
+        except LLMError as error:
+            _count(stage, model, error.code.value, started, error.attempts)
+            _count_usage(stage, model, error.input_tokens, error.output_tokens, error.cost_usd)
+            if error.code is ErrorCode.LLM_RATE_LIMITED:
+                metrics.LLM_RATE_LIMIT_WAITS.labels(source="provider").inc()
+            raise
+        except CallRefused as refused:
+            _count(stage, model, refused.code.value, started, 0)
+            raise
+        finally:
+            in_flight.dec()
+        p = result.provenance
+        if p.cached:
+            _count(stage, model, "cached", started, 0)
+        else:
+            _count(stage, model, "ok", started, p.attempts)
+            _count_usage(stage, model, p.input_tokens, p.output_tokens, p.cost_usd)
+        return result
+
+    async def _generate(
+        self, request: LLMRequest[T], on_tokens: OnTokens | None, model: str
+    ) -> LLMResult[T]:
         cache = None if self._provider.offline else self._cache
         key = ""
         if cache is not None:
-            model = self._provider.model_for(request.stage)
             key = cache_key(
                 request.stage, request.prompt_version, model, request.cache_input, request.schema()
             )
@@ -133,6 +162,22 @@ class LLMClient:
     async def _store(self, cache: ResultCache, key: str, result: LLMResult[T]) -> None:
         entry = CachedAnswer(result.output.model_dump_json(), result.provenance)
         await _quietly(cache.put(key, entry))
+
+
+def _count(stage: str, model: str, outcome: str, started: float, http_calls: int) -> None:
+    metrics.LLM_REQUEST_DURATION.labels(stage=stage, model=model, outcome=outcome).observe(
+        time.monotonic() - started
+    )
+    if http_calls:
+        metrics.LLM_HTTP_CALLS.labels(stage=stage, model=model).inc(http_calls)
+
+
+def _count_usage(
+    stage: str, model: str, input_tokens: int, output_tokens: int, cost_usd: float
+) -> None:
+    metrics.LLM_TOKENS.labels(stage=stage, model=model, kind="input").inc(input_tokens)
+    metrics.LLM_TOKENS.labels(stage=stage, model=model, kind="output").inc(output_tokens)
+    metrics.LLM_COST.labels(stage=stage, model=model).inc(cost_usd)
 
 
 async def _quietly(write: Awaitable[None]) -> None:

@@ -28,7 +28,7 @@ from contracts.events import (
     Stage,
 )
 from contracts.topics import RUNS_PROGRESS
-from services.runtime import outbox
+from services.runtime import metrics, outbox
 from services.runtime.db import dialect_insert
 from services.runtime.work.tables import work_items, work_runs
 
@@ -99,6 +99,17 @@ class NewItem:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def stage_outcome(cancelled: bool, states: list[ItemState]) -> str:
+    """How a stage's part of a run ended, for metrics: cancelled, succeeded (every item),
+    failed (none succeeded) or partial."""
+    if cancelled:
+        return "cancelled"
+    succeeded = sum(s is ItemState.SUCCEEDED for s in states)
+    if succeeded == len(states):
+        return "succeeded"
+    return "failed" if succeeded == 0 else "partial"
 
 
 def _run_from_row(row: Any) -> WorkRun:
@@ -292,7 +303,24 @@ class WorkQueue:
         run = await self.get_run(session, run_id)
         assert run is not None
         await self.emit(session, run, ProgressKind.STAGE_FINISHED)
+        await self._observe_finished(session, run)
         return True
+
+    async def _observe_finished(self, session: AsyncSession, run: WorkRun) -> None:
+        row = (
+            await session.execute(
+                select(work_runs.c.created_at).where(work_runs.c.run_id == run.run_id)
+            )
+        ).first()
+        states = await self.item_states(session, run.run_id)
+        outcome = stage_outcome(run.cancel_requested, list(states.values()))
+        created = row.created_at if row is not None else None
+        if created is not None and created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)  # SQLite keeps no zone
+        duration = (_now() - created).total_seconds() if created is not None else 0.0
+        metrics.STAGE_RUN_DURATION.labels(stage=self.stage.value, outcome=outcome).observe(
+            max(duration, 0.0)
+        )
 
     async def cancel_run(
         self, session: AsyncSession, control: Envelope, run_id: str, project_id: str

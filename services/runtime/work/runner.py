@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.backlog import Provenance
 from contracts.events import AttemptUsage, ErrorCode, PlannedItem
+from services.runtime import metrics
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.fleet import CallScope, call_scope
 from services.runtime.logging import bind
@@ -136,6 +137,25 @@ class ItemRunner:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._claimed: dict[tuple[str, str], WorkItem] = {}
+        # (started, last lease renewal) of each item being worked on, by monotonic clock;
+        # read by the metrics thread (a dict read whole under the GIL).
+        self._clock: dict[tuple[str, str], tuple[float, float]] = {}
+        self._stage = queue.stage.value
+        metrics.ITEM_HEARTBEAT_AGE.labels(stage=self._stage).set_function(self._stalest_beat)
+
+    def _stalest_beat(self) -> float:
+        beats = [last for _, last in tuple(self._clock.values())]
+        return time.monotonic() - min(beats) if beats else 0.0
+
+    def _ended(self, item: WorkItem, outcome: str, code: ErrorCode | None = None) -> None:
+        clock = self._clock.get((item.run.run_id, item.item_id))
+        metrics.ITEMS.labels(
+            stage=self._stage, outcome=outcome, code=code.value if code else ""
+        ).inc()
+        if clock is not None:
+            metrics.ITEM_DURATION.labels(stage=self._stage, outcome=outcome).observe(
+                time.monotonic() - clock[0]
+            )
 
     def notify(self) -> None:
         """New items may be ready: look now rather than at the next poll."""
@@ -173,6 +193,7 @@ class ItemRunner:
             async with self._sessions.begin() as session:
                 for item in abandoned.values():
                     await self._queue.postpone(session, item, self._owner, 0, "service stopping")
+                    self._ended(item, "released")
             self._on_committed()
 
     async def _wait(self, stop: asyncio.Event) -> None:
@@ -211,10 +232,17 @@ class ItemRunner:
         self._wake.set()
 
     async def _work(self, item: WorkItem) -> None:
+        key = (item.run.run_id, item.item_id)
+        now = time.monotonic()
+        self._clock[key] = (now, now)
+        running = metrics.ITEMS_RUNNING.labels(stage=self._stage)
+        running.inc()
         try:
             await self._work_item(item)
         finally:
-            self._claimed.pop((item.run.run_id, item.item_id), None)
+            self._claimed.pop(key, None)
+            self._clock.pop(key, None)
+            running.dec()
 
     async def _work_item(self, item: WorkItem) -> None:
         with bind(
@@ -286,6 +314,9 @@ class ItemRunner:
                 log.warning("heartbeat failed", exc_info=True)
                 continue
             self._on_committed()
+            key = (item.run.run_id, item.item_id)
+            if beat is Beat.HELD and key in self._clock:
+                self._clock[key] = (self._clock[key][0], time.monotonic())
             if beat is not Beat.HELD:
                 (lost if beat is Beat.LOST else cancelled).set()
                 work.cancel()
@@ -308,12 +339,14 @@ class ItemRunner:
             log.exception("storing the item's result failed")
             await self._failed(item, as_failure(error))
             return
+        self._ended(item, "succeeded")
         self._on_committed()
 
     async def _cancelled(self, item: WorkItem) -> None:
         async with self._sessions.begin() as session:
             if await self._queue.cancel_item(session, item, self._owner):
                 await self._finish_run_if_done(session, item)
+        self._ended(item, "cancelled", ErrorCode.CANCELLED)
         self._on_committed()
 
     async def _failed(self, item: WorkItem, failure: ItemFailure) -> None:
@@ -322,8 +355,9 @@ class ItemRunner:
             await self._cancelled(item)
             return
         settings = self._settings
+        again = failure.retryable and item.attempts < settings.work_max_attempts
         async with self._sessions.begin() as session:
-            if failure.retryable and item.attempts < settings.work_max_attempts:
+            if again:
                 await self._queue.postpone(
                     session,
                     item,
@@ -347,6 +381,7 @@ class ItemRunner:
                 }
             },
         )
+        self._ended(item, "retried" if again else "failed", failure.code)
         self._on_committed()
 
     async def _finish_run_if_done(self, session: AsyncSession, item: WorkItem) -> None:
