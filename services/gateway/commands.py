@@ -36,6 +36,7 @@ from services.gateway.projection import add_item
 from services.gateway.tables import cards, epics, idempotency, projects, runs, stories
 from services.runtime import metrics
 from services.runtime.outbox import enqueue
+from services.runtime.tracing import run_span
 
 SOURCE = "gateway"
 
@@ -183,6 +184,8 @@ async def create_run(
     options = body.options
     stage = body.stage
     metrics.RUNS_STARTED.labels(kind=stage).inc()
+    with run_span("run accepted", run_id, **{"cardflow.stage": stage}):
+        pass  # the run's first span, at the gateway: where its trace begins
     await session.execute(
         insert(runs).values(
             run_id=run_id,

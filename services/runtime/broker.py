@@ -16,6 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
@@ -35,8 +36,11 @@ def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         "logger": logging.getLogger("cardflow.broker"),
         # faststream_* message metrics (received, processed and their duration, in process,
         # published), labelled with the service as app_name.
+        # ... and consumer/producer spans joining the trace a message's traceparent names
+        # (no-ops unless tracing is configured: services.runtime.tracing).
         "middlewares": [
-            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name)
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=settings.service_name),
+            KafkaTelemetryMiddleware(),
         ],
     }
     options.update(overrides)

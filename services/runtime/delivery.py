@@ -33,6 +33,7 @@ from services.runtime.broker import subscriber_options
 from services.runtime.logging import bind_envelope
 from services.runtime.metrics import DEAD_LETTERS
 from services.runtime.settings import Settings
+from services.runtime.tracing import run_span
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,14 @@ class Consumers:
             )
             await self._dead_letter(record, consumer, parsed, attempts=1)
             return
-        with bind_envelope(parsed):
+        with (
+            bind_envelope(parsed),
+            run_span(
+                f"handle {parsed.type}",
+                parsed.run_id,
+                **{"messaging.consumer.group.name": consumer, "cardflow.event_id": parsed.id},
+            ),
+        ):
             await self._handle_with_retries(record, consumer, handler, parsed)
 
     async def _handle_with_retries(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import Envelope
+from services.runtime.tracing import current_ids
 
 CONTEXT_FIELDS = ("tenant_id", "project_id", "run_id", "correlation_id", "causation_id", "event_id")
 
@@ -61,6 +62,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update(_context.get())
+        line.update(current_ids())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             line.update(extra)

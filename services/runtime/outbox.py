@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
 from services.runtime.tables import outbox
+from services.runtime.tracing import traceparent
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ def kafka_headers(envelope: Envelope) -> dict[str, str]:
     }
     if envelope.causation_id:
         headers["causation_id"] = envelope.causation_id
+    if envelope.run_id:
+        headers["traceparent"] = traceparent(envelope.run_id)
     return headers
 
 

@@ -33,6 +33,7 @@ from services.runtime.migrate import MigrationHistory, migrate
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
     the ``background`` loops (e.g. an item runner). On exit, the background loops stop
     first and the consumers drain their in-flight messages, then the relay publishes what
     they emitted, then the database closes."""
+    stop_tracing = configure_tracing(service.settings)
     await prepare(service)
     relay_stop = asyncio.Event()
     relay_task = asyncio.create_task(service.relay.run(relay_stop), name="outbox-relay")
@@ -147,6 +149,7 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
         await _bounded(sampler, CLOSE_DEADLINE_S, "stopping the outbox metrics")
         await service.engine.dispose()
         await service.fleet.close()
+        stop_tracing()
         log.info("service stopped")
 
 

@@ -148,6 +148,16 @@ class Settings(BaseSettings):
         description="How often the gateway counts the dead letters not replayed yet (gauge "
         "cardflow_dead_letters_waiting); 0 turns the count off.",
     )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector base URL for OTLP/HTTP traces, e.g. "
+        "http://otel-collector:4318 (spans go to <url>/v1/traces). Unset: no spans recorded.",
+    )
+    otel_export_interval_ms: int = Field(
+        default=5000,
+        ge=100,
+        description="How often finished spans are sent to the collector, in batches.",
+    )
     lag_interval_s: float = Field(
         default=15.0,
         ge=0,

@@ -5,14 +5,19 @@ catalogue's metrics it is meant to export (services/runtime/metrics.py), and Pro
 
 from __future__ import annotations
 
+import http.server
+import json
 import math
 import subprocess
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import topics
@@ -83,8 +88,11 @@ def llm() -> Iterator[ScriptedLLM]:
 
 
 @pytest.fixture(scope="module")
-def stack_env(llm: ScriptedLLM) -> dict[str, str]:
+def stack_env(llm: ScriptedLLM, traces: TraceCollector) -> dict[str, str]:
     return {
+        "CARDFLOW_OTEL_EXPORTER_OTLP_ENDPOINT": traces.url,
+        "CARDFLOW_OTEL_EXPORT_INTERVAL_MS": "300",
+        "CARDFLOW_LOG_FORMAT": "json",
         "CARDFLOW_LLM_BASE_URL": llm.base_url,
         "CARDFLOW_LLM_API_KEY": "sk-test-not-a-secret",
         "CARDFLOW_LLM_MODEL": "scripted-model",
@@ -240,3 +248,95 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_query_returns_data(
     except AssertionError:
         empty = "\n".join(f"{d} / {p} / {r}: {e}" for (d, p, r), e in sorted(pending.items()))
         raise AssertionError(f"dashboard queries without data:\n{empty}") from None
+
+
+class TraceCollector:
+    """A minimal OTLP/HTTP receiver on 127.0.0.1: keeps every span the services export."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, str, str]] = []
+        """(service.name, trace id in hex, span name)"""
+        self._lock = threading.Lock()
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                collector._receive(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+                self.wfile.write(trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _receive(self, body: bytes) -> None:
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            service = attributes.get("service.name", "")
+            for scope_spans in resource_spans.scope_spans:
+                with self._lock:
+                    self.spans += [
+                        (service, span.trace_id.hex(), span.name) for span in scope_spans.spans
+                    ]
+
+    def of_trace(self, trace_id: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(service, name) for service, t, name in self.spans if t == trace_id]
+
+    def __enter__(self) -> TraceCollector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def traces() -> Iterator[TraceCollector]:
+    with TraceCollector() as collector:
+        yield collector
+
+
+def test_one_trace_per_run_across_every_service_and_json_logs_carry_its_id(
+    stack: PipelineStack, llm: ScriptedLLM, traces: TraceCollector
+) -> None:
+    llm.reset(answer)
+    with stack.client() as client:
+        _, created = start_pipeline(client)
+        final = wait_for_run(client, created["id"], etag=f'"v{created["version"]}"')[-1]
+    assert final["status"] == "succeeded", (final, stack.logs())
+    trace_id = f"{uuid.UUID(created['id']).int:032x}"
+
+    def spans_from_everyone() -> list[tuple[str, str]]:
+        spans = traces.of_trace(trace_id)
+        services = {service for service, _ in spans}
+        return spans if services >= {*STAGES, "gateway"} else []
+
+    spans = until_sync(spans_from_everyone, timeout=30, interval=0.5, what="spans of the run")
+    names = {name for _, name in spans}
+    assert "run accepted" in names
+    for stage in STAGES:
+        assert (stage, f"{stage} item") in spans, f"{stage}: no item span in the run's trace"
+        assert (stage, f"llm {stage}") in spans, f"{stage}: no LLM span in the run's trace"
+    # Every span the stages recorded for their items belongs to the run's one trace.
+    with traces._lock:
+        item_traces = {t for s, t, n in traces.spans if n.endswith(" item") and t == trace_id}
+    assert item_traces == {trace_id}
+
+    # JSON log lines written inside a span of the run carry its trace id.
+    log = stack.processes["analysis"].log_path.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    traced = [line for line in lines if line.get("run_id") == created["id"] and "trace_id" in line]
+    assert traced, "no log line of the run carries a trace id"
+    assert {line["trace_id"] for line in traced} == {trace_id}

@@ -1,8 +1,9 @@
 """What each fault test observed, collected into a table for docs/reliability.md.
 
 Every fault case calls ``record`` once with what it injected and what it measured; at the end
-of the session the rows are written to ``$CARDFLOW_FAULT_REPORT`` (default
-``build/fault-report.md``). ``make test-faults`` runs every case; docs/reliability.md is that
+of the session the rows are merged into ``$CARDFLOW_FAULT_REPORT`` (default
+``build/fault-report.md``; a row replaces the earlier one of its fault and backend, so runs of
+parts of the suite add up). ``make test-faults`` runs every case; docs/reliability.md is that
 file, checked in, so the table always comes from a real run, not from memory.
 """
 
@@ -50,10 +51,25 @@ def render(rows: list[FaultRow]) -> str:
     return header + body
 
 
+def merge(existing: str, rows: list[FaultRow]) -> str:
+    """The table of ``existing`` with ``rows`` added: a row of the same fault and backend
+    replaces the older one, so runs of parts of the suite build up the whole table instead
+    of each overwriting the last."""
+    fresh = {(r.fault, r.backend) for r in rows}
+    kept = []
+    for line in existing.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and (cells[0], cells[3]) not in fresh:
+            kept.append(line + "\n")
+    header_only = render([])
+    return header_only + "".join(kept) + render(rows)[len(header_only) :]
+
+
 def write(rows: list[FaultRow]) -> Path | None:
     if not rows:
         return None
     path = Path(os.environ.get("CARDFLOW_FAULT_REPORT", "build/fault-report.md"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(rows), encoding="utf-8")
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(merge(existing, rows), encoding="utf-8")
     return path

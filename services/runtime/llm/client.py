@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable
 from typing import Protocol
 
+from opentelemetry import trace
+
 from contracts.events import ErrorCode
 from services.runtime import metrics
 from services.runtime.fleet import CallRefused, FleetGate
@@ -17,6 +19,7 @@ from services.runtime.llm.offline import OfflineProvider
 from services.runtime.llm.openai_provider import OpenAIProvider
 from services.runtime.llm.request import LLMRequest, LLMResult, OnTokens, T
 from services.runtime.settings import Settings
+from services.runtime.tracing import TRACER
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,17 @@ class LLMClient:
         started = time.monotonic()
         in_flight = metrics.LLM_REQUESTS_IN_FLIGHT.labels(stage=stage)
         in_flight.inc()
+        span = trace.get_tracer(TRACER).start_span(
+            f"llm {stage}", attributes={"gen_ai.request.model": model, "cardflow.stage": stage}
+        )
         try:
-            result = await self._generate(request, on_tokens, model)
+            with trace.use_span(span, end_on_exit=True, record_exception=False):
+                result = await self._generate(request, on_tokens, model)
+                span.set_attribute("gen_ai.usage.input_tokens", result.provenance.input_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", result.provenance.output_tokens)
+                span.set_attribute("cardflow.cached", result.provenance.cached)
         except LLMError as error:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error.code.value))
             _count(stage, model, error.code.value, started, error.attempts)
             _count_usage(stage, model, error.input_tokens, error.output_tokens, error.cost_usd)
             if error.code is ErrorCode.LLM_RATE_LIMITED:

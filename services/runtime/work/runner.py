@@ -26,6 +26,7 @@ from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.fleet import CallScope, call_scope
 from services.runtime.logging import bind
 from services.runtime.settings import Settings
+from services.runtime.tracing import run_span
 from services.runtime.work.queue import Beat, WorkItem, WorkQueue, WorkRun
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class ItemRunner:
                 nonlocal tokens
                 tokens = max(tokens, count)
 
-            work = asyncio.create_task(self._process(item, on_tokens))
+            work = asyncio.create_task(self._traced(item, on_tokens))
             beat = asyncio.create_task(
                 self._heartbeats(item, lambda: tokens, lost, cancelled, work)
             )
@@ -287,6 +288,14 @@ class ItemRunner:
             log.info(
                 "item done", extra={"fields": {"duration_s": round(time.monotonic() - started, 3)}}
             )
+
+    async def _traced(self, item: WorkItem, on_tokens: OnTokens) -> Any:
+        with run_span(
+            f"{self._stage} item",
+            item.run.run_id,
+            **{"cardflow.item_id": item.item_id, "cardflow.attempt": item.attempts},
+        ):
+            return await self._process(item, on_tokens)
 
     async def _process(self, item: WorkItem, on_tokens: OnTokens) -> Any:
         budget = item.run.options.get("budget_usd")
