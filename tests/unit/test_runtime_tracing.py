@@ -22,4 +22,5 @@ def test_the_traceparent_header_names_the_runs_trace_sampled() -> None:
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", header)
     context = run_span_context(run_id)
     assert header == f"00-{uuid.UUID(run_id).hex}-{context.span_id:016x}-01"
-    assert context.is_valid and context.is_remote
+    assert context.is_valid
+    assert context.is_remote
