@@ -150,8 +150,10 @@ class StoriesRequested(_Payload):
     epics: list[Epic]
     pipeline: bool
     complete: bool = Field(
-        description="True when this command carries the run's whole scope; a pipeline sends "
-        "one command per epic as epics are generated, each with complete=false."
+        description="True when no more items of the run will come: a command carrying the "
+        "run's whole scope, or, in a pipeline (one command per epic as epics are generated, "
+        "complete=false), a last one with no epics once the epics stage is done. A pipeline's "
+        "commands are keyed by run id, so the last one arrives after the others."
     )
     options: RunOptions = Field(default_factory=RunOptions)
 

@@ -77,13 +77,27 @@ class EpicsWorker:
                 complete=False,
                 options=RunOptions.model_validate(run.options),
             )
+            # Keyed by run, like the closing command below: one partition, so the stories
+            # service sees every epic of the run before the command that closes the run.
             await enqueue(
-                session, STORIES_REQUESTED.name, self.stage.event(run, command, key=epic.epic_id)
+                session, STORIES_REQUESTED.name, self.stage.event(run, command, key=run.run_id)
             )
         return Committed(result.provenance, [PlannedItem(item_id=epic.epic_id, title=epic.title)])
 
     async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
-        """Nothing to hand on: each epic started its stories when it was generated."""
+        """Each epic started its stories when it was generated; in a pipeline, what is left
+        is to tell the stories stage that no more epics will come, so its run can finish."""
+        if not run.pipeline:
+            return
+        close = StoriesRequested(
+            run_id=run.run_id,
+            project_id=run.project_id,
+            epics=[],
+            pipeline=True,
+            complete=True,
+            options=RunOptions.model_validate(run.options),
+        )
+        await enqueue(session, STORIES_REQUESTED.name, self.stage.event(run, close, key=run.run_id))
 
 
 async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:

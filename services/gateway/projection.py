@@ -176,21 +176,26 @@ class Projection:
                 )
             )
         elif kind is ProgressKind.STAGE_FINISHED:
-            finished = set(
-                json.loads(
-                    (
-                        await session.execute(
-                            select(runs.c.stages_finished).where(runs.c.run_id == run.run_id)
-                        )
-                    ).scalar_one()
+            row = (
+                await session.execute(
+                    select(runs.c.stages_finished, runs.c.finished_at).where(
+                        runs.c.run_id == run.run_id
+                    )
                 )
-            )
+            ).one()
+            finished = set(json.loads(row.stages_finished))
             finished.add(stage)
             await session.execute(
                 update(runs)
                 .where(runs.c.run_id == run.run_id)
                 .values(stages_finished=json.dumps(sorted(finished)))
             )
+            if row.finished_at is not None:
+                # A pipeline's streaming stage (stories, subtasks) says it finished once the
+                # closing command reached it, which may be after the run was already seen
+                # done from its items: nothing a client sees changes, so neither does the
+                # run's version (its ETag) or its log.
+                return
         if kind is not ProgressKind.ITEM_HEARTBEAT:
             await session.execute(
                 insert(run_log).values(

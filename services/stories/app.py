@@ -87,8 +87,10 @@ class StoriesWorker:
                 complete=False,
                 options=RunOptions.model_validate(run.options),
             )
+            # Keyed by run, like the closing command in run_finished (one partition: the
+            # subtasks service sees every story of the run before the run is closed).
             await enqueue(
-                session, SUBTASKS_REQUESTED.name, self.stage.event(run, command, key=epic.epic_id)
+                session, SUBTASKS_REQUESTED.name, self.stage.event(run, command, key=run.run_id)
             )
         # Reported with the item's success on the ordered progress topic, so a reader knows
         # the subtasks items of a pipeline before the stories stage can look finished.
@@ -96,7 +98,21 @@ class StoriesWorker:
         return Committed(result.provenance, produced)
 
     async def run_finished(self, session: AsyncSession, run: WorkRun) -> None:
-        """Nothing to hand on: each epic started its subtasks when its stories were made."""
+        """Each epic started its subtasks when its stories were made; in a pipeline, what is
+        left is to tell the subtasks stage that no more stories will come."""
+        if not run.pipeline:
+            return
+        close = SubtasksRequested(
+            run_id=run.run_id,
+            project_id=run.project_id,
+            stories=[],
+            pipeline=True,
+            complete=True,
+            options=RunOptions.model_validate(run.options),
+        )
+        await enqueue(
+            session, SUBTASKS_REQUESTED.name, self.stage.event(run, close, key=run.run_id)
+        )
 
 
 def build(stage: StageApp) -> None:

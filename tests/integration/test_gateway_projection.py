@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import Envelope, root_envelope
@@ -23,7 +23,7 @@ from contracts.events import (
 )
 from services.gateway.app import MIGRATIONS
 from services.gateway.projection import Projection
-from services.gateway.tables import runs, subtasks
+from services.gateway.tables import run_log, runs, subtasks
 from services.gateway.watch import RunWatch
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import migrate
@@ -189,3 +189,27 @@ async def _waiting_on_a_lock(engine: AsyncEngine) -> bool:
             )
         )
         return int(waiting.scalar_one()) > 0
+
+
+async def test_a_stage_finished_after_the_run_is_done_changes_neither_version_nor_log(
+    engine: AsyncEngine,
+) -> None:
+    """A pipeline's streaming stage reports stage_finished once its closing command reached
+    it, possibly after the run was seen done: a client's ETag must stay valid."""
+    sessions = make_sessions(engine)
+    projection = Projection(RunWatch())
+    await apply(projection, sessions, *finished_progress(), result())
+    assert await status(sessions) == "succeeded"
+
+    async def version_and_log() -> tuple[int, int]:
+        async with sessions() as session:
+            version = (
+                await session.execute(select(runs.c.version).where(runs.c.run_id == RUN))
+            ).scalar_one()
+            lines = (await session.execute(select(func.count()).select_from(run_log))).scalar_one()
+        return int(version), int(lines)
+
+    before = await version_and_log()
+    await apply(projection, sessions, progress(ProgressKind.STAGE_FINISHED))
+    assert await version_and_log() == before
+    assert await status(sessions) == "succeeded"

@@ -363,3 +363,25 @@ async def test_the_last_two_items_ending_in_two_transactions_at_once_finish_the_
     assert finished, "the second transaction must see the first one's item ended"
     kinds = [e["kind"] for e in await rig.progress("rs")]
     assert kinds.count("stage_finished") == 1
+
+
+async def test_a_finished_run_given_more_items_runs_them_and_finishes_again_once(
+    rig: Rig,
+) -> None:
+    await rig.open("rf", [NewItem("first", "f")])
+    await run_until(rig, rig.runner(), "rf", {"first": ItemState.SUCCEEDED})
+    async with rig.sessions.begin() as session:
+        run = await rig.queue.get_run(session, "rf")
+        assert run is not None
+        assert run.state.value == "finished"
+        await rig.queue.add_items(session, run, [NewItem("late", "l")])
+        again = await rig.queue.get_run(session, "rf")
+    assert again is not None
+    assert again.state.value == "closed", "more work reopens the run (closed, not open)"
+    await run_until(
+        rig, rig.runner(), "rf", {"first": ItemState.SUCCEEDED, "late": ItemState.SUCCEEDED}
+    )
+    assert rig.worker.finished_runs == ["rf", "rf"]
+    kinds = [e["kind"] for e in await rig.progress("rf")]
+    assert kinds.count("stage_finished") == 2
+    assert kinds[-1] == "stage_finished"

@@ -256,6 +256,16 @@ class WorkQueue:
                 )
             )
         if new:
+            # A finished run given more work (a retried item upstream made more) is closed
+            # again, not open: no other command will close it, and it finishes again, once.
+            await session.execute(
+                update(work_runs)
+                .where(
+                    work_runs.c.run_id == run.run_id,
+                    work_runs.c.state == RunState.FINISHED.value,
+                )
+                .values(state=RunState.CLOSED.value, finished_at=None)
+            )
             await self.emit(
                 session,
                 run,
