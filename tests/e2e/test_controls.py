@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_pipeline import check_backlog, start_pipeline
-from tests.e2e.test_pipeline_openai import answer
 from tests.support.scripted_llm import ScriptedLLM
+from tests.support.scripted_llm import schema_answer as answer
 from tests.support.stack import STAGES, PipelineStack, wait_for_run
 from tests.support.wait import until_sync
 

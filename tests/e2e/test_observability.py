@@ -23,12 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts import topics
 from services.runtime import metrics
 from tests.e2e.test_pipeline import start_pipeline
-from tests.e2e.test_pipeline_openai import answer
 from tests.faults.kafka_tools import produce
 from tests.ops.dashboards import dashboard_queries
 from tests.ops.prometheus_config import find_tool, render_scrape_config
 from tests.support.infra import free_port
 from tests.support.scripted_llm import RecordedCall, ScriptedLLM, Targeted, rate_limited, refusal
+from tests.support.scripted_llm import schema_answer as answer
 from tests.support.stack import STAGES, PipelineStack, wait_for_run
 from tests.support.wait import until_sync
 

@@ -3,37 +3,19 @@ OpenAI-compatible server (a real HTTP server on 127.0.0.1) instead of the offlin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.e2e.test_pipeline import check_backlog, check_snapshots, start_pipeline
-from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, instance_of
+from tests.support.scripted_llm import ScriptedLLM
+from tests.support.scripted_llm import schema_answer as answer
 from tests.support.stack import PipelineStack, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
 STACK_BACKENDS = ("sqlite",)
 LATENCY_S = 0.3
-
-
-def _no_forward_dependencies(value: Any) -> Any:
-    """Schema-valid answers, with the one rule a schema cannot say (a subtask depends only on
-    earlier ones) kept by depending on nothing."""
-    if isinstance(value, dict):
-        return {
-            k: [] if k == "depends_on" else _no_forward_dependencies(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_no_forward_dependencies(v) for v in value]
-    return value
-
-
-def answer(call: RecordedCall) -> Reply:
-    assert call.schema is not None, "every stage asks for structured output"
-    return content(json.dumps(_no_forward_dependencies(instance_of(call.schema, seed=call.index))))
 
 
 @pytest.fixture(scope="module")

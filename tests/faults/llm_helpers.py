@@ -9,7 +9,6 @@ server saw per card. Later stages' prompts carry the card ids (requirement ids a
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -20,25 +19,9 @@ from typing import Any
 import httpx
 
 from tests.faults.report import FaultRow, record
-from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, instance_of
+from tests.faults.support import DESIGN_ERROR_CODES
+from tests.support.scripted_llm import RecordedCall, ScriptedLLM
 from tests.support.stack import wait_for_run
-
-# DESIGN.md, "Error codes (the only ones a client sees)": pinned here, not imported from the
-# implementation, so a code the design does not list fails the test.
-DESIGN_ERROR_CODES = frozenset(
-    {
-        "llm_timeout",
-        "llm_rate_limited",
-        "llm_invalid_output",
-        "llm_refused",
-        "llm_context_overflow",
-        "llm_unavailable",
-        "budget_exceeded",
-        "cancelled",
-        "input_invalid",
-        "internal",
-    }
-)
 
 # response_format.json_schema.name of each stage's request (its output model's name).
 STAGE_OF_SCHEMA = {
@@ -55,24 +38,6 @@ TERMINAL = ("succeeded", "partial", "failed", "cancelled")
 
 
 # --- the healthy server ----------------------------------------------------------------------
-
-
-def _no_forward_dependencies(value: Any) -> Any:
-    """The one rule a schema cannot say (a subtask depends only on earlier ones), kept by
-    depending on nothing; otherwise a valid instance would fail the subtasks stage's check."""
-    if isinstance(value, dict):
-        return {
-            k: [] if k == "depends_on" else _no_forward_dependencies(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_no_forward_dependencies(v) for v in value]
-    return value
-
-
-def healthy_answer(call: RecordedCall) -> Reply:
-    """A valid answer to any stage's request (as tests/e2e/test_pipeline_openai.py gives)."""
-    assert call.schema is not None, "every stage asks for structured output"
-    return content(json.dumps(_no_forward_dependencies(instance_of(call.schema, seed=call.index))))
 
 
 def stage_of(call: RecordedCall) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, instance_of
+from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, valid_instance
 from tests.support.stack import STAGES
 from tests.support.wait import until_sync
 
@@ -80,17 +80,6 @@ def document(nonce: str, cards: int = 12) -> bytes:
 # --- the scripted LLM --------------------------------------------------------------------------
 
 
-def _no_forward_dependencies(value: Any) -> Any:
-    """A subtask may depend only on earlier siblings, a rule a schema cannot say: none."""
-    if isinstance(value, dict):
-        return {
-            k: [] if k == "depends_on" else _no_forward_dependencies(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_no_forward_dependencies(v) for v in value]
-    return value
-
-
 def user_text(call: RecordedCall) -> str:
     return "\n".join(str(m.get("content") or "") for m in call.messages if m.get("role") == "user")
 
@@ -123,7 +112,7 @@ class FaultScript:
     def __call__(self, call: RecordedCall) -> Reply:
         assert call.schema is not None, "every stage asks for structured output"
         seed = zlib.crc32(json.dumps(call.messages, sort_keys=True).encode())
-        answer = _no_forward_dependencies(instance_of(call.schema, seed=seed))
+        answer = valid_instance(call.schema, seed=seed)
         prompt = user_text(call)
         latency = next((s for marker, s in self.slow.items() if marker in prompt), None)
         if latency is None:

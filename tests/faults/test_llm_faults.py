@@ -36,7 +36,6 @@ from tests.faults.llm_helpers import (
     failed_cards,
     follow,
     gaps_s,
-    healthy_answer,
     items_of,
     new_batch,
     report,
@@ -57,6 +56,7 @@ from tests.support.scripted_llm import (
     invalid_json,
     rate_limited,
     refusal,
+    schema_answer,
     schema_mismatch,
     slow,
     stall_midway,
@@ -93,7 +93,7 @@ retried (polling, scheduling on a machine of two cores running a broker and five
 
 @pytest.fixture(scope="module")
 def script() -> Targeted:
-    return Targeted(healthy_answer)
+    return Targeted(schema_answer)
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a file: make `tests` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.e2e.test_pipeline import SAMPLE, start_pipeline  # noqa: E402
-from tests.e2e.test_pipeline_openai import answer  # noqa: E402
 from tests.support import infra  # noqa: E402
 from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM  # noqa: E402
+from tests.support.scripted_llm import schema_answer as answer  # noqa: E402
 from tests.support.stack import SERVICES, STAGES, PipelineStack, wait_for_run  # noqa: E402
 
 TARGET_RATIO = 1.25

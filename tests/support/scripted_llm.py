@@ -656,6 +656,29 @@ def _split(text: str, count: int) -> list[str]:
 # --- JSON instances of a schema ------------------------------------------------------------
 
 
+def valid_instance(schema: dict[str, Any], seed: int = 0) -> Any:
+    """``instance_of``, with the one rule a schema cannot say kept: a subtask depends only on
+    earlier siblings, so every ``depends_on`` is left empty (else the subtasks stage's own
+    check would refuse a schema-valid answer)."""
+    return _no_forward_dependencies(instance_of(schema, seed=seed))
+
+
+def _no_forward_dependencies(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: [] if k == "depends_on" else _no_forward_dependencies(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_no_forward_dependencies(v) for v in value]
+    return value
+
+
+def schema_answer(call: RecordedCall) -> Reply:
+    """A valid answer to any stage's request: a healthy OpenAI-compatible server."""
+    assert call.schema is not None, "every stage asks for structured output"
+    return content(json.dumps(valid_instance(call.schema, seed=call.index)))
+
+
 def instance_of(schema: dict[str, Any], seed: int = 0) -> Any:
     """A valid, deterministic instance of ``schema`` (JSON Schema as pydantic writes it).
 
