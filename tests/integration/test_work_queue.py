@@ -320,14 +320,15 @@ async def test_a_retry_requeues_only_failed_and_cancelled_items_with_fresh_attem
     assert kinds.count("stage_finished") == 2
 
 
+# PostgreSQL only: SQLite lets one writer at a time, so the two transactions cannot overlap.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_the_last_two_items_ending_in_two_transactions_at_once_finish_the_run(
-    rig: Rig, database_url: str
+    rig: Rig,
 ) -> None:
     """PostgreSQL read committed: each transaction ends its item, then counts the run's open
     items. Unless the count waits for the other transaction, both count one open item and
     the run never finishes (the stage would never say stage_finished)."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite lets one writer at a time: the two transactions cannot overlap")
     await rig.open("rs", [NewItem("a", "a"), NewItem("b", "b")])
 
     async def end(session: Any, item_id: str) -> None:
