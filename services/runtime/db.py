@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            use_wal(Path(database))
         # Waiting on a lock beats failing at once: the relay and handlers share the file.
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -41,11 +44,36 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def use_wal(database: Path, *, timeout_s: float = 30.0) -> None:
+    """Puts the SQLite file in WAL mode (readers run beside the one writer), once per file.
+
+    WAL is a property of the file, kept across connections. Switching to it needs a moment
+    of exclusive access, and SQLite answers "database is locked" at once, without waiting
+    under busy_timeout, while another connection writes: replicas or two engines opening a
+    fresh file together raced on it at connect. So the switch is done here, before any
+    pooled connection exists, retried until a deadline; on a file already in WAL it is a
+    no-op that takes no lock.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        connection = sqlite3.connect(database, timeout=timeout_s)
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            raise sqlite3.OperationalError(f"{database}: journal_mode stayed {mode!r}")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        finally:
+            connection.close()
+        time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; synchronous=FULL keeps a committed
-    # transaction durable across a power cut, which exactly-once effects rely on.
+    # synchronous=FULL keeps a committed transaction durable across a power cut, which
+    # exactly-once effects rely on. (WAL is set per file by use_wal.)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")

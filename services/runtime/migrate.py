@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+import weakref
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,12 +49,34 @@ RUNTIME_HISTORY = MigrationHistory("cardflow_runtime", RUNTIME_MIGRATIONS)
 
 
 async def migrate(engine: AsyncEngine, *histories: MigrationHistory) -> None:
-    """Upgrades the runtime's tables, then each given history, to head."""
-    async with engine.begin() as conn:
+    """Upgrades the runtime's tables, then each given history, to head.
+
+    Safe to call from replicas at once (a database lock, below) and from several coroutines
+    of one process at once, on the same database or not (an in-process lock: alembic keeps
+    the running migration in module globals, ``context`` and ``op``, so two migrations
+    interleaving at their awaits would run each other's steps).
+    """
+    async with _in_process_lock(), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             lock_id = zlib.crc32(b"cardflow-migrations")
             await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        # SQLite needs no lock here: the engine begins every transaction IMMEDIATE, so a
+        # second migrator waits for the first to commit, then finds the tables at head.
         await conn.run_sync(_upgrade_all, (RUNTIME_HISTORY, *histories))
+
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_process_lock() -> asyncio.Lock:
+    # One per event loop: an asyncio.Lock belongs to the loop that first waits on it.
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
 
 
 def _upgrade_all(connection: Connection, histories: tuple[MigrationHistory, ...]) -> None:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, inspect
+from sqlalchemy import Connection, MetaData, inspect, text
 
 from contracts import root_envelope
 from services.runtime import inbox, outbox
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import MigrationHistory, migrate
 from services.runtime.tables import runtime_metadata
+from tests.support.infra import sqlite_url
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +50,71 @@ async def test_migrations_create_the_runtime_tables_and_are_idempotent(engine) -
     assert {"cardflow_inbox", "cardflow_outbox", "cardflow_runtime_alembic_version"} <= tables
 
 
-async def test_replicas_migrating_at_once_do_not_collide(database_url: str) -> None:
+async def test_engines_of_one_process_migrating_one_database_at_once_do_not_collide(
+    database_url: str,
+) -> None:
     engines = [make_engine(database_url) for _ in range(3)]
     try:
-        await asyncio.gather(*(migrate(e) for e in engines))
+        # A task group, not gather: a failure cancels the others instead of leaving them
+        # migrating behind the next test.
+        async with asyncio.TaskGroup() as group:
+            for e in engines:
+                group.create_task(migrate(e))
     finally:
         for e in engines:
             await e.dispose()
+    await _assert_runtime_tables_at_head(database_url)
+
+
+async def test_replica_processes_migrating_one_database_at_once_do_not_collide(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Three deployments' migration jobs (OS processes) on one fresh database at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDFLOW_")}
+    env |= {"CARDFLOW_DATABASE_URL": database_url, "CARDFLOW_STATE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "services.runtime.migrate", "services.analysis.app:MIGRATIONS"]
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        for _ in range(3)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(r.communicate() for r in replicas)), 120)
+    for replica, (output, _) in zip(replicas, outputs, strict=True):
+        assert replica.returncode == 0, output.decode()
+    await _assert_runtime_tables_at_head(database_url)
+
+
+async def test_migrations_of_two_databases_in_one_process_at_once_stay_apart(
+    tmp_path: Path,
+) -> None:
+    # alembic keeps the running migration in module globals: two migrations interleaving
+    # at their awaits used to run each other's steps ("table already exists").
+    urls = [sqlite_url(tmp_path / f"db{i}.db") for i in range(4)]
+    engines = [make_engine(url) for url in urls]
+    try:
+        async with asyncio.TaskGroup() as group:
+            for e in engines:
+                group.create_task(migrate(e))
+    finally:
+        for e in engines:
+            await e.dispose()
+    for url in urls:
+        await _assert_runtime_tables_at_head(url)
+
+
+async def _assert_runtime_tables_at_head(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            versions = (
+                await conn.execute(text("SELECT version_num FROM cardflow_runtime_alembic_version"))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert {"cardflow_inbox", "cardflow_outbox"} <= tables
+    assert len(versions) == 1, versions
 
 
 async def test_inbox_claims_an_event_once_per_consumer(engine) -> None:  # type: ignore[no-untyped-def]
@@ -169,3 +233,28 @@ async def test_every_services_migrations_build_exactly_its_declared_tables(
         assert declared <= tables
     finally:
         await engine.dispose()
+
+
+async def test_an_engine_opening_a_fresh_sqlite_file_while_another_writes_waits(
+    tmp_path: Path,
+) -> None:
+    """Switching a file to WAL fails at once ("database is locked", no busy wait) while
+    another connection writes: replicas opening a fresh file together raced on it."""
+    path = tmp_path / "fresh.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (a INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        engine = await asyncio.to_thread(make_engine, sqlite_url(path))
+        try:
+            async with engine.connect() as conn:
+                mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+        finally:
+            await engine.dispose()
+    finally:
+        release.join()
+        writer.close()
+    assert mode == "wal"
