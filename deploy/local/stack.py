@@ -58,6 +58,7 @@ if str(REPO_ROOT) not in sys.path:
 
 KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
 STOP_TIMEOUT_S = 30.0
+LOCAL_DRAIN_TIMEOUT_S = 15.0
 KILL_TIMEOUT_S = 5.0
 POLL_S = 0.2
 # Stage services have no HTTP endpoint: ready once this line (written by the service runtime
@@ -254,6 +255,9 @@ def service_spec(cfg: Config, service: ServiceDef, key: str, env: dict[str, str]
     }
     # Text logs read better in a terminal; an explicit setting still wins.
     service_env.setdefault("CARDFLOW_LOG_FORMAT", "text")
+    # `make down` should not wait minutes on a slow LLM call: items still running after this
+    # are handed back and redone at the next `make up` (fits within STOP_TIMEOUT_S).
+    service_env.setdefault("CARDFLOW_WORK_DRAIN_TIMEOUT_S", str(LOCAL_DRAIN_TIMEOUT_S))
     metrics_port = stage_metrics_port(cfg, service.name)
     if metrics_port:
         service_env["CARDFLOW_METRICS_PORT"] = str(metrics_port)

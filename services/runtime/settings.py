@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Hard deadline of one attempt at an item (all its LLM calls included).",
     )
+    work_drain_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On shutdown, how long items in flight may run on to their end (their "
+        "LLM calls are paid for); those still running then are handed back to the queue for "
+        "another replica. Up to work_item_deadline_s where pods may take that long to stop.",
+    )
     work_lease_s: float = Field(
         default=30.0,
         gt=1,

@@ -203,6 +203,44 @@ async def test_an_item_past_its_deadline_fails_as_a_timeout(rig: Rig) -> None:
     assert failure["error"]["code"] == "llm_timeout"
 
 
+async def _stop_once_running(rig: Rig, runner: ItemRunner, running: int) -> None:
+    """Starts ``runner``, waits until ``running`` items are in its worker, stops it (as on
+    SIGTERM) and waits for it to return."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await until(lambda: rig.worker.in_flight == running, timeout=20, what="items running")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def test_a_stopping_runner_lets_its_items_in_flight_finish(rig: Rig) -> None:
+    items = [NewItem(f"d{n}", "slow", {"ticks": 15, "tick_s": 0.1}) for n in range(2)]
+    await rig.open("drain", items)
+    runner = rig.runner(work_drain_timeout_s=20, work_lease_s=1.2)
+    await _stop_once_running(rig, runner, running=2)
+    # 1.5 s of work outlived a 1.2 s lease: the drain kept renewing it.
+    assert await rig.states("drain") == {"d0": ItemState.SUCCEEDED, "d1": ItemState.SUCCEEDED}
+    assert rig.worker.calls == {"d0": 1, "d1": 1}
+    kinds = [e["kind"] for e in await rig.progress("drain")]
+    assert "item_postponed" not in kinds
+    assert kinds[-1] == "stage_finished"
+
+
+async def test_items_running_past_the_drain_are_handed_back_and_done_by_the_next_runner(
+    rig: Rig,
+) -> None:
+    await rig.open("handback", [NewItem("long", "slow", {"ticks": 40, "tick_s": 0.05})])
+    await _stop_once_running(rig, rig.runner(work_drain_timeout_s=0.2), running=1)
+    # Handed back at once, not left to a lease that must run out, and not failed.
+    assert await rig.states("handback") == {"long": ItemState.PENDING}
+    (postponed,) = [e for e in await rig.progress("handback") if e["kind"] == "item_postponed"]
+    assert postponed["error"]["message"] == "service stopping"
+    await run_until(rig, rig.runner(), "handback", {"long": ItemState.SUCCEEDED})
+    assert rig.worker.calls == {"long": 2}
+
+
 async def test_an_item_whose_owner_vanished_is_claimed_again_after_its_lease(rig: Rig) -> None:
     await rig.open("r4", [NewItem("orphan", "o")])
     async with rig.sessions.begin() as session:

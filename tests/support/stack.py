@@ -61,6 +61,8 @@ class PipelineStack:
                 "CARDFLOW_BOOTSTRAP_API_KEY": API_KEY,
                 "CARDFLOW_WORK_POLL_INTERVAL_S": "0.1",
                 "CARDFLOW_WORK_HEARTBEAT_S": "0.5",
+                # A test's SIGTERM must not wait on a call its scripted LLM holds.
+                "CARDFLOW_WORK_DRAIN_TIMEOUT_S": "5",
                 **metrics,
                 **self.env,
                 **replica,

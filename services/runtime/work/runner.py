@@ -182,10 +182,20 @@ class ItemRunner:
         await self._drain()
 
     async def _drain(self) -> None:
-        """Shutdown: let in-flight items finish within the graceful timeout; hand the rest
-        back to the queue at once (not failed, and not left to a lease that must run out)."""
+        """Shutdown: no new claims; items in flight run on, leases renewed, for up to
+        ``work_drain_timeout_s`` (a call cut short is paid twice); the rest are handed back
+        to the queue at once (not failed, and not left to a lease that must run out)."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self._settings.kafka_graceful_timeout_s)
+            log.info(
+                "stopping: letting items in flight finish",
+                extra={
+                    "fields": {
+                        "items": len(self._tasks),
+                        "drain_timeout_s": self._settings.work_drain_timeout_s,
+                    }
+                },
+            )
+            await asyncio.wait(set(self._tasks), timeout=self._settings.work_drain_timeout_s)
         abandoned = dict(self._claimed)
         for task in list(self._tasks):
             task.cancel()
