@@ -37,9 +37,9 @@ from pydantic import ValidationError
 
 from contracts import Envelope
 from contracts.topics import DLQ_SUFFIX
-from services.runtime.backoff import sleep_or_stop, unless_stopped
 from services.runtime.delivery import DEAD_LETTER_HEADER_PREFIX
 from services.runtime.metrics import DEAD_LETTERS_WAITING
+from services.runtime.periodic import refresh_every
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
 
@@ -518,15 +518,12 @@ async def export_waiting(settings: Settings, stop: asyncio.Event) -> None:
     """Background loop (the gateway's): keeps the ``cardflow_dead_letters_waiting`` gauge
     current by scanning the ``.dlq`` topics every ``dlq_waiting_interval_s``. A failed scan
     leaves the last values; a scan in progress is abandoned at shutdown."""
-    interval = settings.dlq_waiting_interval_s
     exported: set[str] = set()
-    while interval > 0 and not stop.is_set():
-        try:
-            counts = await unless_stopped(stop, count_waiting(settings))
-        except Exception:
-            log.warning("counting dead letters failed; the gauge keeps its values", exc_info=True)
-        else:
-            if counts is None:
-                return
-            exported = set_waiting_gauge(counts, exported)
-        await sleep_or_stop(stop, interval)
+    await refresh_every(
+        settings.dlq_waiting_interval_s,
+        stop,
+        lambda: count_waiting(settings),
+        set_waiting_gauge,
+        exported,
+        what="counting dead letters",
+    )

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.runtime.backoff import sleep_or_stop, unless_stopped
 from services.runtime.metrics import CONSUMER_LAG
+from services.runtime.periodic import refresh_every
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,12 @@ def set_lag_gauge(lag: Lag, exported: set[tuple[str, str, int]]) -> set[tuple[st
 async def export_lag(settings: Settings, stop: asyncio.Event) -> None:
     """Background loop: keeps ``cardflow_consumer_lag`` current every ``lag_interval_s``
     (0: off). A failed read keeps the last values."""
-    interval = settings.lag_interval_s
     exported: set[tuple[str, str, int]] = set()
-    while interval > 0 and not stop.is_set():
-        try:
-            async with asyncio.timeout(max(interval, 15.0)):
-                lag = await unless_stopped(stop, read_lag(settings))
-        except Exception:
-            log.warning("reading consumer lag failed; the gauge keeps its values", exc_info=True)
-        else:
-            if lag is None:
-                return
-            exported = set_lag_gauge(lag, exported)
-        await sleep_or_stop(stop, interval)
+    await refresh_every(
+        settings.lag_interval_s,
+        stop,
+        lambda: read_lag(settings),
+        set_lag_gauge,
+        exported,
+        what="reading consumer lag",
+    )

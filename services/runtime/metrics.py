@@ -12,10 +12,20 @@ route template; never a run, item or project id. FastStream's Prometheus middlew
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +196,53 @@ DEAD_LETTERS_WAITING = Gauge(
 )
 
 
-def serve_metrics(port: int, host: str = "0.0.0.0") -> Callable[[], None]:
-    """Starts an HTTP server for the default registry on ``port`` (0: none) and returns the
-    function that stops it. All interfaces by default: Prometheus scrapes from elsewhere."""
+class LoopPulse:
+    """The event loop's sign of life, beaten by a task on the loop and read from other
+    threads (the metrics server's), which keep answering while the loop is blocked."""
+
+    PERIOD_S = 1.0
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def age_s(self) -> float:
+        """Seconds since the loop last ran the pulse: about PERIOD_S at most while healthy."""
+        return time.monotonic() - self._last
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._last = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.PERIOD_S)
+
+
+EVENT_LOOP_PULSE_AGE = Gauge(
+    "cardflow_event_loop_pulse_age_seconds",
+    "Seconds since this process's event loop last ran its 1 s pulse: about 1 while it runs "
+    "freely, growing while something blocks it (and with it heartbeats, leases and Kafka).",
+)
+
+LIVENESS_PATH = "/livez"
+
+
+def serve_metrics(
+    port: int,
+    host: str = "0.0.0.0",
+    *,
+    pulse: LoopPulse | None = None,
+    stall_limit_s: float = 60.0,
+) -> Callable[[], None]:
+    """Starts an HTTP server on ``port`` (0: none), in its own thread, and returns the
+    function that stops it: ``/metrics`` (the default registry) and ``/livez``, which says
+    503 once ``pulse`` is older than ``stall_limit_s`` (a blocked event loop, which the
+    server's own thread would not notice). All interfaces by default: Prometheus scrapes
+    from elsewhere."""
     if port == 0:
         return lambda: None
-    server, thread = start_http_server(port, addr=host)
+    app = _with_liveness(make_wsgi_app(), pulse, stall_limit_s)
+    server = make_server(host, port, app, _ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
     log.info("serving metrics", extra={"fields": {"port": port}})
 
     def stop() -> None:
@@ -200,3 +251,29 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> Callable[[], None]:
         thread.join(timeout=5)
 
     return stop
+
+
+def _with_liveness(
+    metrics_app: WSGIApplication, pulse: LoopPulse | None, stall_limit_s: float
+) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != LIVENESS_PATH:
+            return metrics_app(environ, start_response)
+        age = pulse.age_s() if pulse is not None else 0.0
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if age > stall_limit_s:
+            start_response("503 Service Unavailable", headers)
+            return [f"event loop stalled: no pulse for {age:.0f} s\n".encode()]
+        start_response("200 OK", headers)
+        return [b"ok\n"]
+
+    return app
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's name
+        """Scrapes every few seconds would flood the log."""

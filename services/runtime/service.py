@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts import all_topic_names, dead_letter_topic
 from services.runtime import metrics, outbox
-from services.runtime.backoff import sleep_or_stop
 from services.runtime.broker import make_broker
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.delivery import Consumers
 from services.runtime.fleet import Fleet, build_fleet
 from services.runtime.logging import configure_logging
 from services.runtime.migrate import MigrationHistory, migrate
+from services.runtime.periodic import refresh_every
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
@@ -118,12 +118,18 @@ async def running(service: Service, background: Sequence[Background] = ()) -> As
     sampler = asyncio.create_task(_sample_outbox(service, relay_stop), name="outbox-metrics")
     await service.broker.start()
     background_stop = asyncio.Event()
+    pulse = metrics.LoopPulse()
+    metrics.EVENT_LOOP_PULSE_AGE.set_function(pulse.age_s)
     tasks: list[asyncio.Task[None]] = [
-        asyncio.create_task(loop_(background_stop)) for loop_ in background
+        asyncio.create_task(loop_(background_stop)) for loop_ in (*background, pulse.run)
     ]
     log.info("service started", extra={"fields": {"topics": service.consumers.topics}})
     # Last to start, first to stop: an endpoint that answers means a service that runs.
-    stop_metrics = metrics.serve_metrics(service.settings.metrics_port)
+    stop_metrics = metrics.serve_metrics(
+        service.settings.metrics_port,
+        pulse=pulse,
+        stall_limit_s=service.settings.liveness_stall_s,
+    )
     try:
         yield
     finally:
@@ -187,16 +193,18 @@ OUTBOX_SAMPLE_S = 5.0
 async def _sample_outbox(service: Service, stop: asyncio.Event) -> None:
     """The outbox's backlog and the age of its oldest row, as metrics. Apart from the relay:
     when the broker is down the relay is stuck, and that is when the numbers matter."""
-    while not stop.is_set():
-        try:
-            async with service.sessions() as session:
-                pending, oldest = await outbox.backlog(session)
-            metrics.OUTBOX_PENDING.set(pending)
-            age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-            metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
-        except Exception:
-            log.warning("reading the outbox backlog failed", exc_info=True)
-        await sleep_or_stop(stop, OUTBOX_SAMPLE_S)
+
+    async def read() -> tuple[int, datetime | None]:
+        async with service.sessions() as session:
+            return await outbox.backlog(session)
+
+    def apply(backlog: tuple[int, datetime | None], _: None) -> None:
+        pending, oldest = backlog
+        metrics.OUTBOX_PENDING.set(pending)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_OLDEST_AGE.set(max(age, 0.0))
+
+    await refresh_every(OUTBOX_SAMPLE_S, stop, read, apply, None, what="reading the outbox backlog")
 
 
 async def _drain_outbox(service: Service, deadline_s: float) -> None:

@@ -147,7 +147,14 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of a Prometheus /metrics endpoint of this process (all interfaces); "
         "0 turns it off. For stage services, which have no HTTP server; the gateway serves "
-        "/metrics on gateway_port anyway. On one machine give each process its own.",
+        "/metrics on gateway_port anyway. On one machine give each process its own. It also "
+        "serves /livez, the liveness probe.",
+    )
+    liveness_stall_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="/livez on metrics_port answers 503 once the event loop has not run for "
+        "this long (a handler blocking it: heartbeats, leases and Kafka stop with it).",
     )
     dlq_waiting_interval_s: float = Field(
         default=60.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from contracts.events import Stage
 from contracts.topics import RUNS_CONTROL
+from services.runtime.metrics import LIVENESS_PATH, serve_metrics
 from services.runtime.service import CLOSE_DEADLINE_S
 from services.runtime.settings import Settings
 from tests.deploy.manifests import (
@@ -29,6 +31,7 @@ from tests.deploy.manifests import (
     pod_spec,
     settings_env_names,
 )
+from tests.support.infra import free_port
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 # After the consumers close, a service gives the outbox this long to drain (service.py,
@@ -232,7 +235,10 @@ def test_gateway_probes_hit_its_health_endpoints(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_stage_probes_hit_the_metrics_endpoint_it_opens(stage: str) -> None:
+def test_stage_probes_hit_the_metrics_server_it_opens(stage: str) -> None:
+    """Startup and readiness: /metrics answers (the server starts once the service runs);
+    liveness: /livez, which also fails while the event loop is stuck. Each path is asked of a
+    real metrics server."""
     (container,) = pod_spec(one("Deployment", stage))["containers"]
     probes = _probes(container)
     assert {"startupProbe", "livenessProbe", "readinessProbe"} <= probes.keys()
@@ -240,13 +246,24 @@ def test_stage_probes_hit_the_metrics_endpoint_it_opens(stage: str) -> None:
     assert metrics_port > 0, "0 turns the endpoint off"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in probes.values():
-        assert probe["httpGet"]["path"] == "/metrics"
         assert ports[probe["httpGet"]["port"]] == metrics_port
+    assert probes["livenessProbe"]["httpGet"]["path"] == LIVENESS_PATH
+    healthcheck = " ".join(compose_services()[stage]["healthcheck"]["test"])
+    compose_path = re.search(rf"127\.0\.0\.1:{metrics_port}(/\w+)", healthcheck)
+    assert compose_path, healthcheck
+    paths = {p["httpGet"]["path"] for p in probes.values()} | {compose_path.group(1)}
+    port = free_port()
+    stop = serve_metrics(port, "127.0.0.1")
+    try:
+        for path in paths:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                assert answer.status == 200, path
+    finally:
+        stop()
     annotations = one("Deployment", stage).doc["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(metrics_port)
     compose_env = compose_services()[stage]["environment"]
     assert compose_env["CARDFLOW_METRICS_PORT"] == str(metrics_port)
-    assert str(metrics_port) in str(compose_services()[stage]["healthcheck"]["test"])
 
 
 def test_gateway_serves_metrics_on_its_own_port_only() -> None:
