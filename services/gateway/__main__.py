@@ -6,11 +6,11 @@ import uvicorn
 
 from services.gateway.app import create_app
 from services.runtime.logging import configure_logging
-from services.runtime.settings import Settings
+from services.runtime.settings import settings_for
 
 
 def main() -> None:
-    settings = Settings(service_name="gateway")
+    settings = settings_for("gateway")
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

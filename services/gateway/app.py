@@ -41,7 +41,7 @@ from services.runtime.dlq import export_waiting
 from services.runtime.lag import export_lag
 from services.runtime.migrate import MigrationHistory
 from services.runtime.service import Service, build_service, check_ready, running
-from services.runtime.settings import Settings
+from services.runtime.settings import Settings, settings_for
 
 MIGRATIONS = MigrationHistory("gateway", Path(__file__).parent / "migrations")
 Apply = Callable[[AsyncSession, Envelope], Awaitable[None]]
@@ -79,7 +79,7 @@ def observe_staleness(topic: str, created: datetime) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings(service_name="gateway")
+    settings = settings or settings_for("gateway")
     service: Service = build_service(settings, [MIGRATIONS])
     watch = RunWatch()
     register_projection(service, Projection(watch))

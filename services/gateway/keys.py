@@ -22,7 +22,7 @@ from services.gateway.app import MIGRATIONS
 from services.gateway.tables import api_keys
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import migrate
-from services.runtime.settings import Settings
+from services.runtime.settings import settings_for
 
 
 async def mint_key(sessions: async_sessionmaker[AsyncSession], tenant: str, name: str = "") -> str:
@@ -52,7 +52,7 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], key_id: str) ->
 
 
 async def _main(args: argparse.Namespace) -> int:
-    settings = Settings(service_name="gateway")
+    settings = settings_for("gateway")
     engine = make_engine(settings.resolved_database_url())
     try:
         await migrate(engine, MIGRATIONS)

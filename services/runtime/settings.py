@@ -176,7 +176,8 @@ class Settings(BaseSettings):
         default=15.0,
         ge=0,
         description="How often the gateway reads every consumer group's lag from the broker "
-        "(gauge cardflow_consumer_lag, what KEDA and the lag alert use); 0 turns it off.",
+        "(gauge cardflow_consumer_lag, what the lag alerts and the Kafka dashboard use; KEDA "
+        "reads the broker itself); 0 turns it off.",
     )
 
     # LLM
@@ -311,6 +312,15 @@ class Settings(BaseSettings):
             return None
         path = (self.state_dir / "data" / "fleet.db").resolve()
         return f"sqlite+aiosqlite:///{path}"
+
+
+def settings_for(service_name: str) -> Settings:
+    """Settings from the environment for the service ``service_name``, the name it goes by
+    unless ``CARDFLOW_SERVICE_NAME`` says otherwise (a second deployment of it, say)."""
+    settings = Settings()
+    if "service_name" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"service_name": service_name})
+    return settings
 
 
 def markdown_table() -> str:

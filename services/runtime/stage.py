@@ -4,7 +4,6 @@ the LLM client, with helpers for the things each stage does the same way."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -14,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts import Envelope
 from contracts.events import ControlAction, RunControl, Stage
 from contracts.topics import RUNS_CONTROL
+from services.runtime import metrics
 from services.runtime.delivery import Handler, HandlerContext
 from services.runtime.llm import LLMClient, SqlResultCache, build_llm_client
 from services.runtime.migrate import MigrationHistory
+from services.runtime.periodic import refresh_every
 from services.runtime.service import build_service, run_service
-from services.runtime.settings import Settings
+from services.runtime.settings import Settings, settings_for
 from services.runtime.work import ItemRunner, StageWorker, WorkQueue, WorkRun
 
 
@@ -107,15 +108,28 @@ class StageApp:
 
     async def run(self) -> None:
         assert self.runner is not None, "set_worker() before run()"
-        await run_service(self.service, background=[self.runner.run])
+        await run_service(self.service, background=[self.runner.run, self.export_waiting])
+
+    async def export_waiting(self, stop: asyncio.Event) -> None:
+        """Keeps ``cardflow_items_waiting`` current: the queue depth autoscaling follows."""
+        gauge = metrics.ITEMS_WAITING.labels(stage=self.stage.value)
+
+        async def read() -> int:
+            async with self.sessions() as session:
+                return await self.queue.waiting(session)
+
+        await refresh_every(
+            WAITING_SAMPLE_S,
+            stop,
+            read,
+            lambda waiting, _: gauge.set(waiting),
+            None,
+            what="counting waiting items",
+        )
 
 
-def stage_settings(stage: Stage) -> Settings:
-    """Settings from the environment; the service is named after its stage unless set."""
-    settings = Settings()
-    if not os.environ.get("CARDFLOW_SERVICE_NAME"):
-        settings = settings.model_copy(update={"service_name": stage.value})
-    return settings
+WAITING_SAMPLE_S = 5.0
+"""How often a stage service counts its waiting items (a KEDA poll is 15 s)."""
 
 
 def stage_main(
@@ -126,7 +140,7 @@ def stage_main(
     """The body of every stage's ``__main__``."""
 
     async def main() -> None:
-        app = StageApp(stage_settings(stage), stage, migrations)
+        app = StageApp(settings_for(stage.value), stage, migrations)
         build(app)
         await app.run()
 

@@ -16,7 +16,7 @@ from services.runtime.backoff import full_jitter
 from services.runtime.broker import make_broker, subscriber_options
 from services.runtime.delivery import DeadLetter, dead_letter_headers, parse_envelope
 from services.runtime.logging import JsonFormatter, bind, bind_envelope
-from services.runtime.settings import Settings
+from services.runtime.settings import Settings, settings_for
 
 VERSIONS = {"cardflow.card.analyzed": {1}}
 
@@ -154,3 +154,15 @@ def test_broker_factory_commits_only_after_the_handler_and_keeps_messages() -> N
     assert options["group_id"] == "stories"
     assert options["auto_offset_reset"] == "earliest"
     assert options["isolation_level"] == "read_committed"
+
+
+def test_a_service_goes_by_its_own_name_unless_the_environment_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CARDFLOW_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("CARDFLOW_DATABASE_URL", raising=False)
+    assert settings_for("gateway").service_name == "gateway"
+    monkeypatch.setenv("CARDFLOW_SERVICE_NAME", "gateway-eu")
+    settings = settings_for("gateway")
+    assert settings.service_name == "gateway-eu"
+    assert settings.resolved_database_url().endswith("gateway-eu.db")
