@@ -91,6 +91,13 @@ ITEM_DURATION = Histogram(
     ["stage", "outcome"],
     buckets=ITEM_BUCKETS,
 )
+ITEMS_WAITING = Gauge(
+    "cardflow_items_waiting",
+    "Items ready and waiting for a replica to take them (the stage's queue depth in its "
+    "database, the same for every replica: aggregate with max), by stage. What autoscaling "
+    "follows: Kafka's lag does not show items a handler has recorded.",
+    ["stage"],
+)
 ITEMS_RUNNING = Gauge(
     "cardflow_items_running",
     "Items this process is working on now, by stage.",

@@ -251,3 +251,13 @@ def python_modules(command: list[str] | str) -> list[str]:
     """The modules a command runs with ``python -m``."""
     argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
     return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-m"]
+
+
+def keda_prometheus_queries() -> dict[str, str]:
+    """The PromQL of every KEDA Prometheus trigger, by ``<ScaledObject>/<trigger>``."""
+    return {
+        f"{m.name}/{t.get('name', '?')}": t["metadata"]["query"]
+        for m in of_kind("ScaledObject")
+        for t in m.doc["spec"]["triggers"]
+        if t["type"] == "prometheus"
+    }

@@ -31,6 +31,7 @@ from tests.deploy.manifests import (
     pod_spec,
     settings_env_names,
 )
+from tests.ops.catalogue import label_problems, metric_names, samples, selector_labels
 from tests.support.infra import free_port
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
@@ -175,13 +176,37 @@ def test_keda_scaled_object_targets_its_deployment(stage: str) -> None:
     # Items wait in the database, which the lag does not show: never scale a stage to zero.
     assert spec["minReplicaCount"] >= 1
     assert spec["maxReplicaCount"] >= spec["minReplicaCount"]
-    for trigger in spec["triggers"]:
+    for trigger in _triggers(spec, "kafka"):
         metadata = trigger["metadata"]
         assert metadata["bootstrapServers"] == configmap_data()["CARDFLOW_KAFKA_BOOTSTRAP_SERVERS"]
         assert metadata["lagThreshold"].isdigit()
         assert int(metadata["lagThreshold"]) > 0
         # New groups start at the earliest offset in the code (broker.subscriber_options).
         assert metadata.get("offsetResetPolicy") == "earliest"
+
+
+def _triggers(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [t for t in spec["triggers"] if t["type"] == kind]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_keda_scales_on_the_stages_queue_depth_a_replica_per_work_concurrency(
+    stage: str,
+) -> None:
+    """The lag does not show items a handler recorded: a Prometheus trigger on the stage's
+    waiting and running items does, with metrics the code exports under these labels."""
+    (trigger,) = _triggers(one("ScaledObject", stage).doc["spec"], "prometheus")
+    metadata = trigger["metadata"]
+    query = metadata["query"]
+    assert metric_names(query) == {"cardflow_items_waiting", "cardflow_items_running"}
+    assert not set(metric_names(query)) - set(samples())
+    assert not label_problems(query)
+    assert {label for _, label in selector_labels(query)} == {"stage"}
+    assert set(re.findall(r'stage="([^"]*)"', query)) == {stage}
+    # Every replica reports the same queue (one database): max, never sum.
+    assert "max(cardflow_items_waiting" in query.replace(" ", "")
+    assert trigger.get("metricType") == "AverageValue"
+    assert float(metadata["threshold"]) == _setting("work_concurrency")
 
 
 def test_every_stage_deployment_is_scaled() -> None:

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import topics
 from services.runtime import metrics
+from tests.deploy.manifests import keda_prometheus_queries
 from tests.e2e.test_pipeline import start_pipeline
 from tests.faults.kafka_tools import produce
 from tests.ops.dashboards import dashboard_queries
@@ -212,7 +213,7 @@ def has_data(result: list[dict[str, Any]]) -> bool:
     return any(not math.isnan(float(series["value"][1])) for series in result)
 
 
-def test_prometheus_scrapes_the_stack_and_every_dashboard_query_returns_data(
+def test_prometheus_scrapes_the_stack_and_every_dashboard_and_scaling_query_returns_data(
     stack: PipelineStack, llm: ScriptedLLM, prometheus: str
 ) -> None:
     jobs = {*STAGES, "gateway"}
@@ -234,6 +235,10 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_query_returns_data(
     queries = dashboard_queries(include_variables=True)
     assert queries, "no dashboard queries found"
     pending = {(q.dashboard, q.panel, q.ref_id): q.expr for q in queries}
+    # What KEDA scales the stages on must answer too (deploy/k8s).
+    scaling = keda_prometheus_queries()
+    assert len(scaling) == len(STAGES), scaling
+    pending |= {("KEDA", name, "query"): expr for name, expr in scaling.items()}
 
     def answered() -> bool:
         for key, expr in list(pending.items()):

@@ -241,6 +241,34 @@ async def test_items_running_past_the_drain_are_handed_back_and_done_by_the_next
     assert rig.worker.calls == {"long": 2}
 
 
+async def test_waiting_counts_the_items_a_replica_could_claim_now(rig: Rig) -> None:
+    """The queue depth autoscaling follows (cardflow_items_waiting)."""
+
+    async def waiting() -> int:
+        async with rig.sessions() as session:
+            return await rig.queue.waiting(session)
+
+    await rig.open("w1", [NewItem(f"w{n}", "t") for n in range(4)])
+    await rig.open("w2", [NewItem("x", "t", wait_key="upstream")])  # its input: not yet
+    assert await waiting() == 4
+    async with rig.sessions.begin() as session:
+        (_short_lease,) = await rig.queue.claim(session, "a", 1, lease_s=0.5)
+        (held,) = await rig.queue.claim(session, "b", 1, lease_s=60)
+    assert await waiting() == 2
+    async with rig.sessions.begin() as session:
+        await rig.queue.postpone(session, held, "b", 60, "rate limited")  # not due yet
+    assert await waiting() == 2
+    # A lease that ran out: claimable again, so waiting again.
+    await until(lambda: _equals(waiting(), 3), timeout=10, what="the lost lease")
+    async with rig.sessions.begin() as session:
+        await rig.queue.cancel_run(session, control("w1"), "w1", "p1")
+    assert await waiting() == 0
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return bool(await value == expected)
+
+
 async def test_an_item_whose_owner_vanished_is_claimed_again_after_its_lease(rig: Rig) -> None:
     await rig.open("r4", [NewItem("orphan", "o")])
     async with rig.sessions.begin() as session:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope
@@ -95,6 +95,14 @@ class NewItem:
     payload: dict[str, Any] = field(default_factory=dict)
     wait_key: str | None = None
     """Set when the item's input has not arrived yet; ``release(wait_key)`` makes it ready."""
+
+
+def _ready(now: datetime) -> ColumnElement[bool]:
+    """An item a replica may claim: pending and due, or running with its lease run out."""
+    return or_(
+        and_(work_items.c.state == ItemState.PENDING.value, work_items.c.not_before <= now),
+        and_(work_items.c.state == ItemState.RUNNING.value, work_items.c.lease_until < now),
+    )
 
 
 def _now() -> datetime:
@@ -521,10 +529,7 @@ class WorkQueue:
     ) -> list[WorkItem]:
         """Takes up to ``limit`` ready items (or items whose lease ran out) for ``owner``."""
         now = _now()
-        ready = or_(
-            and_(work_items.c.state == ItemState.PENDING.value, work_items.c.not_before <= now),
-            and_(work_items.c.state == ItemState.RUNNING.value, work_items.c.lease_until < now),
-        )
+        ready = _ready(now)
         candidates = (
             await session.execute(
                 select(work_items.c.run_id, work_items.c.item_id)
@@ -560,6 +565,15 @@ class WorkQueue:
             )
             claimed.append(item)
         return claimed
+
+    async def waiting(self, session: AsyncSession) -> int:
+        """Items a replica could claim now: the stage's queue depth."""
+        statement = (
+            select(func.count())
+            .select_from(work_items.join(work_runs, work_runs.c.run_id == work_items.c.run_id))
+            .where(_ready(_now()), work_runs.c.cancel_requested.is_(False))
+        )
+        return int((await session.execute(statement)).scalar_one())
 
     async def _guarded(
         self, session: AsyncSession, item: WorkItem, owner: str, **values: Any
