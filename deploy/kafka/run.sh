@@ -3,6 +3,11 @@
 # foreground. Storage is formatted on first start and reused after.
 #
 #   run.sh [--data-dir DIR] [--port 9092] [--controller-port 9093] [--host 127.0.0.1]
+#          [--sasl-port PORT]
+#
+# --sasl-port adds a SASL_PLAINTEXT listener (mechanisms PLAIN and SCRAM-SHA-512) for the
+# users in CARDFLOW_KAFKA_SASL_USERS ("user:password,user2:password2"; SCRAM users are
+# created when the storage is formatted, i.e. on the first start of a data dir).
 #
 # Environment: KAFKA_HEAP_OPTS (default -Xms256m -Xmx768m).
 set -euo pipefail
@@ -12,6 +17,7 @@ data_dir="${CARDFLOW_KAFKA_DATA_DIR:-$here/../../.cardflow/kafka}"
 port="${CARDFLOW_KAFKA_PORT:-9092}"
 controller_port=""
 host="127.0.0.1"
+sasl_port=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -19,6 +25,7 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --controller-port) controller_port="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
+    --sasl-port) sasl_port="$2"; shift 2 ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -30,16 +37,44 @@ mkdir -p "$data_dir/logs"
 data_dir="$(cd "$data_dir" && pwd)"
 props="$data_dir/server.properties"
 
+listeners="PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port"
+advertised="PLAINTEXT://$host:$port"
+protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+sasl_props=""
+scram_args=()
+if [[ -n "$sasl_port" ]]; then
+  if [[ -z "${CARDFLOW_KAFKA_SASL_USERS:-}" ]]; then
+    echo "error: --sasl-port needs CARDFLOW_KAFKA_SASL_USERS=user:password[,user:password]" >&2
+    exit 2
+  fi
+  listeners+=",SASL_PLAINTEXT://$host:$sasl_port"
+  advertised+=",SASL_PLAINTEXT://$host:$sasl_port"
+  protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  plain_users=""
+  IFS=',' read -ra pairs <<< "$CARDFLOW_KAFKA_SASL_USERS"
+  for pair in "${pairs[@]}"; do
+    user="${pair%%:*}"; password="${pair#*:}"
+    plain_users+=" user_$user=\"$password\""
+    scram_args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$password]")
+  done
+  sasl_props="sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+fi
+
 # Rewritten on every start so a changed port takes effect; the log dir keeps the cluster id.
+# Owner-only: it may hold SASL passwords.
+umask 077
 cat > "$props" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$host:$controller_port
-listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
-advertised.listeners=PLAINTEXT://$host:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
+$sasl_props
 log.dirs=$data_dir/logs
 num.partitions=3
 default.replication.factor=1
@@ -61,7 +96,8 @@ java_cmd=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m} -XX:+UseG1GC -Djava.awt.hea
 
 if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
   cluster_id="$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid | tail -n1)"
-  "${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >&2
+  "${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" \
+    ${scram_args[@]+"${scram_args[@]}"} >&2
 fi
 
 exec "${java_cmd[@]}" kafka.Kafka "$props"

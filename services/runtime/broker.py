@@ -14,10 +14,18 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.security import parse_security
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
 from prometheus_client import REGISTRY
 
 from services.runtime.metrics import CONSUMER_REBALANCES
@@ -43,8 +51,39 @@ def make_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
             KafkaTelemetryMiddleware(),
         ],
     }
+    security = kafka_security(settings)
+    if security is not None:
+        options["security"] = security
     options.update(overrides)
     return KafkaBroker(settings.kafka_bootstrap_servers, **options)
+
+
+def kafka_security(settings: Settings) -> BaseSecurity | None:
+    """The settings' TLS and SASL as FastStream's security object (None: plaintext)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    ssl_context = create_ssl_context(cafile=settings.kafka_ssl_cafile) if use_ssl else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+    username = settings.kafka_sasl_username or ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
+    sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return sasl[settings.kafka_sasl_mechanism](
+        username, password, ssl_context=ssl_context, use_ssl=use_ssl
+    )
+
+
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """What every aiokafka client cardflow makes by hand (relay, admin, lag, dead letters)
+    connects with: the bootstrap servers and the same TLS and SASL as the broker's."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **parse_security(kafka_security(settings)),
+    }
 
 
 def subscriber_options(settings: Settings, *, group_id: str | None = None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from contracts import Envelope
 from contracts.topics import DLQ_SUFFIX
+from services.runtime.broker import kafka_client_options
 from services.runtime.delivery import DEAD_LETTER_HEADER_PREFIX
 from services.runtime.metrics import DEAD_LETTERS_WAITING
 from services.runtime.periodic import refresh_every
@@ -347,7 +348,7 @@ def set_waiting_gauge(counts: dict[str, int], exported: set[str]) -> set[str]:
 
 def _consumer(settings: Settings, purpose: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         client_id=f"{settings.service_name}-{purpose}",
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -449,7 +450,7 @@ async def replay(
         config={"cleanup.policy": "compact", "segment.bytes": str(1024 * 1024)},
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         client_id=f"{settings.service_name}-dlq-replay",
         transactional_id=settings.topic(REPLAY_TRANSACTIONAL_ID),
         enable_idempotence=True,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.runtime.broker import kafka_client_options
 from services.runtime.metrics import CONSUMER_LAG
 from services.runtime.periodic import refresh_every
 from services.runtime.settings import Settings
@@ -45,8 +46,8 @@ def lag_of(
 
 async def read_lag(settings: Settings) -> Lag:
     """The lag of every consumer group of this stack (its topic prefix), from the broker."""
-    bootstrap = settings.kafka_bootstrap_servers
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    connection = kafka_client_options(settings)
+    admin = AIOKafkaAdminClient(**connection, request_timeout_ms=10_000)
     await admin.start()
     try:
         groups = [
@@ -66,7 +67,7 @@ async def read_lag(settings: Settings) -> Lag:
     # read_committed: the end is the last stable offset, so records of a transaction still
     # open do not count as lag before anyone may read them.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        **connection, enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:

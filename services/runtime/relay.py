@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.runtime import metrics, outbox
 from services.runtime.backoff import full_jitter, sleep_or_stop
+from services.runtime.broker import kafka_client_options
 from services.runtime.settings import Settings
 from services.runtime.topics import ensure_topics
 
@@ -103,7 +104,7 @@ class OutboxRelay:
             config={"cleanup.policy": "compact", "segment.bytes": str(1024 * 1024)},
         )
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            **kafka_client_options(self._settings),
             client_id=f"{self._service}-outbox",
             transactional_id=self._settings.topic(transactional_id(self._service)),
             enable_idempotence=True,
@@ -182,7 +183,7 @@ class OutboxRelay:
         topic = self._settings.topic(ledger_topic(self._service))
         partition = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            **kafka_client_options(self._settings),
             client_id=f"{self._service}-outbox-recovery",
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".cardflow")
@@ -32,6 +32,25 @@ class Settings(BaseSettings):
     # Kafka
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of cardflow connects: PLAINTEXT, SSL (TLS), "
+        "SASL_PLAINTEXT or SASL_SSL (SASL authentication, over TLS for the latter).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism, with a SASL_* protocol."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user, with a SASL_* protocol."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password, with a SASL_* protocol (from a secret)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs the brokers' TLS certificates are checked against, "
+        "with SSL or SASL_SSL; unset: the system's CAs.",
     )
     kafka_topic_prefix: str = Field(
         default="",
@@ -293,6 +312,17 @@ class Settings(BaseSettings):
     upload_max_concurrent: int = Field(
         default=3, ge=1, description="Uploads one gateway replica splits and stores at once."
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "CARDFLOW_KAFKA_SASL_USERNAME and CARDFLOW_KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """The physical Kafka topic of a logical name of ``contracts.topics``."""

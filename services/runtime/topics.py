@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from services.runtime.broker import kafka_client_options
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ async def ensure_topics(
 ) -> None:
     """Creates each missing topic (logical names; the prefix is added here)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         client_id=f"{settings.service_name}-admin",
     )
     await admin.start()

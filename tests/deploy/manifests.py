@@ -119,6 +119,7 @@ def configmap_data() -> dict[str, str]:
 SECRET_PLACEHOLDERS = {
     "database-url": "postgresql+asyncpg://cardflow:placeholder@postgres:5432/cardflow",
     "api-key": "placeholder-key",
+    "password": "placeholder-password",
 }
 
 

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -316,9 +316,14 @@ class LocalKafka:
         controller_port: int | None = None,
         host: str = LOCALHOST,
         heap_opts: str | None = None,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
+        """``sasl_users`` (user -> password) adds a SASL_PLAINTEXT listener (PLAIN and
+        SCRAM-SHA-512) on ``sasl_port`` beside the plaintext one."""
         if port is None or controller_port is None:
             port, controller_port = free_ports(2, host)
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port = free_port(host) if self.sasl_users else None
         self.data_dir = data_dir
         self.log_file = log_file or data_dir.parent / f"{data_dir.name}.log"
         self.host = host
@@ -330,6 +335,11 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        assert self.sasl_port is not None, "no SASL listener: give sasl_users"
+        return f"{self.host}:{self.sasl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -358,6 +368,11 @@ class LocalKafka:
             "--controller-port",
             str(self.controller_port),
         ]
+        if self.sasl_port is not None:
+            argv += ["--sasl-port", str(self.sasl_port)]
+            env["CARDFLOW_KAFKA_SASL_USERS"] = ",".join(
+                f"{user}:{password}" for user, password in self.sasl_users.items()
+            )
         with open(self.log_file, "ab") as log:
             write_log_header(log, "cardflow tests: broker start")
             # Own session: signals for the pytest terminal do not reach it, and stop() can
@@ -474,11 +489,14 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def own_local_kafka(workdir: Path) -> Iterator[LocalKafka]:
+def own_local_kafka(
+    workdir: Path, *, sasl_users: Mapping[str, str] | None = None
+) -> Iterator[LocalKafka]:
     """A local broker for one test module that may stop and start it (unlike the session's,
-    which every other test shares): started, ready, warmed up; stopped afterwards."""
+    which every other test shares), or that needs a SASL listener: started, ready, warmed
+    up; stopped afterwards."""
     ensure_kafka_jars()
-    with LocalKafka(workdir / "data", workdir / "broker.log") as broker:
+    with LocalKafka(workdir / "data", workdir / "broker.log", sasl_users=sasl_users) as broker:
         from services.runtime.topics import warm_up_broker
 
         run_sync(lambda: warm_up_broker(broker.bootstrap))

@@ -64,6 +64,18 @@ class ServiceProcess:
             self.process.wait(timeout=10)
             raise AssertionError(f"{self.module} ignored SIGTERM for {timeout}s") from None
 
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code of a process expected to stop by itself (SIGKILL after ``timeout``)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+            raise AssertionError(
+                f"{self.module} still running after {timeout}s:\n{self.log_tail()}"
+            ) from None
+
     def log_offset(self) -> int:
         """Where the log ends now: a restart appends, so "since" reads only the new part."""
         return self.log_path.stat().st_size if self.log_path.exists() else 0

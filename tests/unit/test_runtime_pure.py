@@ -6,14 +6,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import ssl
 from types import SimpleNamespace
 
+import certifi
 import pytest
 from faststream import AckPolicy
+from faststream.kafka.security import parse_security
 
 from contracts import root_envelope
 from services.runtime.backoff import full_jitter
-from services.runtime.broker import make_broker, subscriber_options
+from services.runtime.broker import (
+    kafka_client_options,
+    kafka_security,
+    make_broker,
+    subscriber_options,
+)
 from services.runtime.delivery import DeadLetter, dead_letter_headers, parse_envelope
 from services.runtime.logging import JsonFormatter, bind, bind_envelope
 from services.runtime.settings import Settings, settings_for
@@ -166,3 +174,55 @@ def test_a_service_goes_by_its_own_name_unless_the_environment_names_it(
     settings = settings_for("gateway")
     assert settings.service_name == "gateway-eu"
     assert settings.resolved_database_url().endswith("gateway-eu.db")
+
+
+def test_kafka_clients_connect_in_plaintext_unless_told() -> None:
+    settings = Settings(kafka_bootstrap_servers="k:9092")
+    assert kafka_security(settings) is None
+    assert kafka_client_options(settings) == {"bootstrap_servers": "k:9092"}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mechanism"),
+    [
+        ("SASL_PLAINTEXT", "PLAIN"),
+        ("SASL_SSL", "SCRAM-SHA-256"),
+        ("SASL_SSL", "SCRAM-SHA-512"),
+    ],
+)
+def test_sasl_settings_reach_every_kafka_client(protocol: str, mechanism: str) -> None:
+    settings = Settings(
+        kafka_security_protocol=protocol,  # type: ignore[arg-type]
+        kafka_sasl_mechanism=mechanism,  # type: ignore[arg-type]
+        kafka_sasl_username="svc",
+        kafka_sasl_password="pw",  # type: ignore[arg-type]
+        kafka_ssl_cafile=certifi.where(),  # type: ignore[arg-type]
+    )
+    options = kafka_client_options(settings)
+    assert options["security_protocol"] == protocol
+    assert options["sasl_mechanism"] == mechanism
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("svc", "pw")
+    context = options["ssl_context"]
+    if protocol == "SASL_SSL":
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0, "the CA file was loaded"
+    else:
+        assert context is None
+    # The FastStream broker (consumers, producers) connects with the very same options.
+    broker = parse_security(make_broker(settings).specification.security)
+    assert (broker.pop("ssl_context") is None) == (context is None)
+    assert broker == {
+        k: v for k, v in options.items() if k not in ("bootstrap_servers", "ssl_context")
+    }
+
+
+def test_tls_without_sasl_checks_the_brokers_certificate() -> None:
+    options = kafka_client_options(Settings(kafka_security_protocol="SSL"))
+    assert options["security_protocol"] == "SSL"
+    assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+def test_sasl_without_credentials_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="CARDFLOW_KAFKA_SASL_USERNAME"):
+        Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="svc")
