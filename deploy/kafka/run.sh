@@ -3,11 +3,16 @@
 # foreground. Storage is formatted on first start and reused after.
 #
 #   run.sh [--data-dir DIR] [--port 9092] [--controller-port 9093] [--host 127.0.0.1]
-#          [--sasl-port PORT]
+#          [--sasl-port PORT] [--tls-port PORT] [--sasl-tls-port PORT]
 #
-# --sasl-port adds a SASL_PLAINTEXT listener (mechanisms PLAIN and SCRAM-SHA-512) for the
-# users in CARDFLOW_KAFKA_SASL_USERS ("user:password,user2:password2"; SCRAM users are
-# created when the storage is formatted, i.e. on the first start of a data dir).
+# Listeners beside PLAINTEXT on --port (inter-broker and controller traffic stay plaintext):
+#   --sasl-port      SASL_PLAINTEXT: SASL (PLAIN and SCRAM-SHA-512), no TLS
+#   --tls-port       SSL: TLS, no SASL
+#   --sasl-tls-port  SASL_SSL: SASL over TLS
+# SASL users come from CARDFLOW_KAFKA_SASL_USERS ("user:password,user2:password2"; SCRAM users
+# are created when the storage is formatted, i.e. on the first start of a data dir). TLS
+# listeners serve the PKCS12 keystore CARDFLOW_KAFKA_TLS_KEYSTORE, whose password is
+# CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD.
 #
 # Environment: KAFKA_HEAP_OPTS (default -Xms256m -Xmx768m).
 set -euo pipefail
@@ -18,6 +23,8 @@ port="${CARDFLOW_KAFKA_PORT:-9092}"
 controller_port=""
 host="127.0.0.1"
 sasl_port=""
+tls_port=""
+sasl_tls_port=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -26,6 +33,8 @@ while [[ $# -gt 0 ]]; do
     --controller-port) controller_port="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
     --sasl-port) sasl_port="$2"; shift 2 ;;
+    --tls-port) tls_port="$2"; shift 2 ;;
+    --sasl-tls-port) sasl_tls_port="$2"; shift 2 ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,16 +49,20 @@ props="$data_dir/server.properties"
 listeners="PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port"
 advertised="PLAINTEXT://$host:$port"
 protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-sasl_props=""
+extra_props=""
 scram_args=()
-if [[ -n "$sasl_port" ]]; then
+
+add_listener() {  # name port
+  listeners+=",$1://$host:$2"
+  advertised+=",$1://$host:$2"
+  protocols+=",$1:$1"
+}
+
+if [[ -n "$sasl_port$sasl_tls_port" ]]; then
   if [[ -z "${CARDFLOW_KAFKA_SASL_USERS:-}" ]]; then
-    echo "error: --sasl-port needs CARDFLOW_KAFKA_SASL_USERS=user:password[,user:password]" >&2
+    echo "error: a SASL listener needs CARDFLOW_KAFKA_SASL_USERS=user:password[,...]" >&2
     exit 2
   fi
-  listeners+=",SASL_PLAINTEXT://$host:$sasl_port"
-  advertised+=",SASL_PLAINTEXT://$host:$sasl_port"
-  protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
   plain_users=""
   IFS=',' read -ra pairs <<< "$CARDFLOW_KAFKA_SASL_USERS"
   for pair in "${pairs[@]}"; do
@@ -57,13 +70,30 @@ if [[ -n "$sasl_port" ]]; then
     plain_users+=" user_$user=\"$password\""
     scram_args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$password]")
   done
-  sasl_props="sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
-listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  extra_props+="sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"$'\n'
+  for listener in SASL_PLAINTEXT SASL_SSL; do
+    name="${listener,,}"
+    extra_props+="listener.name.$name.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;"$'\n'
+    extra_props+="listener.name.$name.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"$'\n'
+  done
 fi
+if [[ -n "$tls_port$sasl_tls_port" ]]; then
+  if [[ -z "${CARDFLOW_KAFKA_TLS_KEYSTORE:-}" || -z "${CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD:-}" ]]; then
+    echo "error: a TLS listener needs CARDFLOW_KAFKA_TLS_KEYSTORE (PKCS12) and" \
+      "CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD" >&2
+    exit 2
+  fi
+  extra_props+="ssl.keystore.type=PKCS12
+ssl.keystore.location=$CARDFLOW_KAFKA_TLS_KEYSTORE
+ssl.keystore.password=$CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD
+ssl.key.password=$CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD"$'\n'
+fi
+if [[ -n "$sasl_port" ]]; then add_listener SASL_PLAINTEXT "$sasl_port"; fi
+if [[ -n "$tls_port" ]]; then add_listener SSL "$tls_port"; fi
+if [[ -n "$sasl_tls_port" ]]; then add_listener SASL_SSL "$sasl_tls_port"; fi
 
 # Rewritten on every start so a changed port takes effect; the log dir keeps the cluster id.
-# Owner-only: it may hold SASL passwords.
+# Owner-only: it may hold passwords.
 umask 077
 cat > "$props" <<PROPS
 process.roles=broker,controller
@@ -74,8 +104,7 @@ advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
-$sasl_props
-log.dirs=$data_dir/logs
+${extra_props}log.dirs=$data_dir/logs
 num.partitions=3
 default.replication.factor=1
 min.insync.replicas=1

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.support.tls import BrokerCertificate
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
 LOCALHOST = "127.0.0.1"
@@ -317,13 +319,19 @@ class LocalKafka:
         host: str = LOCALHOST,
         heap_opts: str | None = None,
         sasl_users: Mapping[str, str] | None = None,
+        tls: BrokerCertificate | None = None,
     ) -> None:
         """``sasl_users`` (user -> password) adds a SASL_PLAINTEXT listener (PLAIN and
-        SCRAM-SHA-512) on ``sasl_port`` beside the plaintext one."""
+        SCRAM-SHA-512) on ``sasl_port``, ``tls`` an SSL listener on ``tls_port``, and both a
+        SASL_SSL one on ``sasl_tls_port``, beside the plaintext one."""
         if port is None or controller_port is None:
             port, controller_port = free_ports(2, host)
         self.sasl_users = dict(sasl_users or {})
-        self.sasl_port = free_port(host) if self.sasl_users else None
+        self.tls = tls
+        extra = free_ports(3, host)
+        self.sasl_port = extra[0] if self.sasl_users else None
+        self.tls_port = extra[1] if tls else None
+        self.sasl_tls_port = extra[2] if tls and self.sasl_users else None
         self.data_dir = data_dir
         self.log_file = log_file or data_dir.parent / f"{data_dir.name}.log"
         self.host = host
@@ -336,10 +344,18 @@ class LocalKafka:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    @property
-    def sasl_bootstrap(self) -> str:
-        assert self.sasl_port is not None, "no SASL listener: give sasl_users"
-        return f"{self.host}:{self.sasl_port}"
+    def listener(self, protocol: str) -> str:
+        """Bootstrap address of the listener speaking ``protocol`` (PLAINTEXT, SASL_PLAINTEXT,
+        SSL, SASL_SSL)."""
+        ports = {
+            "PLAINTEXT": self.port,
+            "SASL_PLAINTEXT": self.sasl_port,
+            "SSL": self.tls_port,
+            "SASL_SSL": self.sasl_tls_port,
+        }
+        port = ports[protocol]
+        assert port is not None, f"no {protocol} listener on this broker"
+        return f"{self.host}:{port}"
 
     @property
     def pid(self) -> int | None:
@@ -368,11 +384,20 @@ class LocalKafka:
             "--controller-port",
             str(self.controller_port),
         ]
-        if self.sasl_port is not None:
-            argv += ["--sasl-port", str(self.sasl_port)]
+        if self.sasl_users:
             env["CARDFLOW_KAFKA_SASL_USERS"] = ",".join(
                 f"{user}:{password}" for user, password in self.sasl_users.items()
             )
+        if self.tls:
+            env["CARDFLOW_KAFKA_TLS_KEYSTORE"] = str(self.tls.keystore)
+            env["CARDFLOW_KAFKA_TLS_KEYSTORE_PASSWORD"] = self.tls.password
+        for option, extra_port in (
+            ("--sasl-port", self.sasl_port),
+            ("--tls-port", self.tls_port),
+            ("--sasl-tls-port", self.sasl_tls_port),
+        ):
+            if extra_port is not None:
+                argv += [option, str(extra_port)]
         with open(self.log_file, "ab") as log:
             write_log_header(log, "cardflow tests: broker start")
             # Own session: signals for the pytest terminal do not reach it, and stop() can
@@ -490,13 +515,18 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def own_local_kafka(
-    workdir: Path, *, sasl_users: Mapping[str, str] | None = None
+    workdir: Path,
+    *,
+    sasl_users: Mapping[str, str] | None = None,
+    tls: BrokerCertificate | None = None,
 ) -> Iterator[LocalKafka]:
     """A local broker for one test module that may stop and start it (unlike the session's,
     which every other test shares), or that needs a SASL listener: started, ready, warmed
     up; stopped afterwards."""
     ensure_kafka_jars()
-    with LocalKafka(workdir / "data", workdir / "broker.log", sasl_users=sasl_users) as broker:
+    with LocalKafka(
+        workdir / "data", workdir / "broker.log", sasl_users=sasl_users, tls=tls
+    ) as broker:
         from services.runtime.topics import warm_up_broker
 
         run_sync(lambda: warm_up_broker(broker.bootstrap))
