@@ -17,6 +17,7 @@ from services.gateway.problems import Problem
 from services.gateway.projection import touch_run
 from services.gateway.tables import runs
 from services.runtime.outbox import enqueue
+from services.runtime.tracing import run_span
 
 SOURCE = "gateway"
 
@@ -64,6 +65,8 @@ async def retry(session: AsyncSession, row: Any) -> None:
 
 
 async def _send(session: AsyncSession, row: Any, action: ControlAction) -> None:
+    with run_span(f"run {action.value} requested", row.run_id):
+        pass  # the operator's action, in the run's trace
     control = RunControl(run_id=row.run_id, action=action)
     envelope = root_envelope(
         type=RunControl.TYPE,

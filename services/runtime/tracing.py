@@ -7,6 +7,10 @@ work queue (items run later, outside the handler that planned them) and redelive
 message also carries a W3C ``traceparent`` header for that trace, so FastStream's telemetry
 middleware and any other consumer join it too.
 
+The gateway's HTTP requests are server spans of their own traces (a client's ``traceparent``
+is joined); a request that creates, cancels or retries a run links its span to the run's
+trace (see ``run_span``).
+
 Off by default: spans are recorded only when ``otel_exporter_otlp_endpoint`` is set (then
 exported over OTLP/HTTP in batches). Log lines carry ``trace_id`` and ``span_id`` whenever a
 span is current.
@@ -21,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, TraceFlags
 
 from services.runtime.settings import Settings
 
@@ -59,13 +63,23 @@ def traceparent(run_id: str) -> str:
 
 @contextmanager
 def run_span(name: str, run_id: str | None, **attributes: Any) -> Iterator[Span]:
-    """A span in the run's trace (or in the current context when there is no run)."""
+    """A span in the run's trace (or in the current context when there is no run).
+
+    Started from another trace (the gateway's HTTP request that creates, cancels or retries
+    the run), the span links to that trace's current span, which gets the run id: from the
+    request one finds the run's trace and back."""
     parent = (
         trace.set_span_in_context(NonRecordingSpan(run_span_context(run_id))) if run_id else None
     )
+    links = []
+    outer = trace.get_current_span()
+    outer_context = outer.get_span_context()
+    if run_id and outer_context.is_valid and outer_context.trace_id != run_trace_id(run_id):
+        links.append(Link(outer_context))
+        outer.set_attribute("cardflow.run_id", run_id)
     tracer = trace.get_tracer(TRACER)
     values = {k: v for k, v in attributes.items() if v is not None}
-    with tracer.start_as_current_span(name, context=parent, attributes=values) as span:
+    with tracer.start_as_current_span(name, context=parent, attributes=values, links=links) as span:
         yield span
 
 

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -253,12 +254,23 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_and_scaling_query_retu
         raise AssertionError(f"dashboard queries without data:\n{empty}") from None
 
 
+@dataclass(frozen=True)
+class SpanRecord:
+    service: str
+    trace_id: str
+    span_id: str
+    name: str
+    attributes: dict[str, str]
+    links: list[tuple[str, str]]
+
+
 class TraceCollector:
     """A minimal OTLP/HTTP receiver on 127.0.0.1: keeps every span the services export."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, str, str]] = []
         """(service.name, trace id in hex, span name)"""
+        self.details: list[SpanRecord] = []
         self._lock = threading.Lock()
         collector = self
 
@@ -291,6 +303,21 @@ class TraceCollector:
                     self.spans += [
                         (service, span.trace_id.hex(), span.name) for span in scope_spans.spans
                     ]
+                    self.details += [
+                        SpanRecord(
+                            service,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.name,
+                            {a.key: a.value.string_value for a in span.attributes},
+                            [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                        )
+                        for span in scope_spans.spans
+                    ]
+
+    def find(self, **where: Any) -> list[SpanRecord]:
+        with self._lock:
+            return [r for r in self.details if all(getattr(r, k) == v for k, v in where.items())]
 
     def of_trace(self, trace_id: str) -> list[tuple[str, str]]:
         with self._lock:
@@ -315,8 +342,10 @@ def test_one_trace_per_run_across_every_service_and_json_logs_carry_its_id(
     stack: PipelineStack, llm: ScriptedLLM, traces: TraceCollector
 ) -> None:
     llm.reset(answer)
+    client_trace = uuid.uuid4().hex
     with stack.client() as client:
-        _, created = start_pipeline(client)
+        # The client's own trace context: the gateway's request span joins it.
+        _, created = start_pipeline(client, {"traceparent": f"00-{client_trace}-{'1' * 16}-01"})
         final = wait_for_run(client, created["id"], etag=f'"v{created["version"]}"')[-1]
     assert final["status"] == "succeeded", (final, stack.logs())
     trace_id = f"{uuid.UUID(created['id']).int:032x}"
@@ -336,6 +365,21 @@ def test_one_trace_per_run_across_every_service_and_json_logs_carry_its_id(
     with traces._lock:
         item_traces = {t for s, t, n in traces.spans if n.endswith(" item") and t == trace_id}
     assert item_traces == {trace_id}
+
+    # HTTP -> run: the request that created the run is a server span in the client's trace,
+    # marked with the run id, and the run's first span links to it.
+    (request,) = until_sync(
+        lambda: traces.find(
+            service="gateway", name="POST /v1/projects/{project_id}/runs", trace_id=client_trace
+        ),
+        timeout=30,
+        what="the run-creating request's span",
+    )
+    assert request.attributes.get("cardflow.run_id") == created["id"]
+    (accepted,) = traces.find(service="gateway", name="run accepted", trace_id=trace_id)
+    assert accepted.links == [(client_trace, request.span_id)]
+    # Probes and scrapes make no spans.
+    assert not [r for r in traces.find(service="gateway") if "healthz" in r.name]
 
     # JSON log lines written inside a span of the run carry its trace id.
     log = stack.processes["analysis"].log_path.read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ def stack_env() -> dict[str, str]:
 STAGE_KEYS = ("analysis", "epics", "stories", "subtasks")
 
 
-def start_pipeline(client: httpx.Client) -> tuple[str, dict[str, Any]]:
+def start_pipeline(
+    client: httpx.Client, headers: Mapping[str, str] = {}
+) -> tuple[str, dict[str, Any]]:
     project = client.post("/v1/projects", json={"name": "Field service"}).json()
     with SAMPLE.open("rb") as handle:
         upload = client.post(
@@ -40,7 +43,7 @@ def start_pipeline(client: httpx.Client) -> tuple[str, dict[str, Any]]:
     response = client.post(
         f"/v1/projects/{project['id']}/runs",
         json={"stage": "pipeline"},
-        headers={"Idempotency-Key": f"first-run-{project['id']}"},
+        headers={"Idempotency-Key": f"first-run-{project['id']}", **headers},
     )
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"/v1/runs/{response.json()['id']}"
