@@ -28,9 +28,17 @@ EXIT_INTERRUPTED = 130
 MESSAGE_CHARS = 300
 
 _ENV = {
-    "kafka_bootstrap_servers": "CARDFLOW_KAFKA_BOOTSTRAP_SERVERS",
-    "kafka_topic_prefix": "CARDFLOW_KAFKA_TOPIC_PREFIX",
-    "kafka_replication_factor": "CARDFLOW_KAFKA_REPLICATION_FACTOR",
+    field: f"CARDFLOW_{field.upper()}"
+    for field in (
+        "kafka_bootstrap_servers",
+        "kafka_topic_prefix",
+        "kafka_replication_factor",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+    )
 }
 
 

@@ -79,6 +79,8 @@ def run_span(name: str, run_id: str | None, **attributes: Any) -> Iterator[Span]
         outer.set_attribute("cardflow.run_id", run_id)
     tracer = trace.get_tracer(TRACER)
     values = {k: v for k, v in attributes.items() if v is not None}
+    if run_id:
+        values["cardflow.run_id"] = run_id  # searchable in tracing UIs, beside the trace id
     with tracer.start_as_current_span(name, context=parent, attributes=values, links=links) as span:
         yield span
 

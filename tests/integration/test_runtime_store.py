@@ -53,16 +53,7 @@ async def test_migrations_create_the_runtime_tables_and_are_idempotent(engine) -
 async def test_engines_of_one_process_migrating_one_database_at_once_do_not_collide(
     database_url: str,
 ) -> None:
-    engines = [make_engine(database_url) for _ in range(3)]
-    try:
-        # A task group, not gather: a failure cancels the others instead of leaving them
-        # migrating behind the next test.
-        async with asyncio.TaskGroup() as group:
-            for e in engines:
-                group.create_task(migrate(e))
-    finally:
-        for e in engines:
-            await e.dispose()
+    await _migrate_at_once([database_url] * 3)
     await _assert_runtime_tables_at_head(database_url)
 
 
@@ -91,16 +82,23 @@ async def test_migrations_of_two_databases_in_one_process_at_once_stay_apart(
     # alembic keeps the running migration in module globals: two migrations interleaving
     # at their awaits used to run each other's steps ("table already exists").
     urls = [sqlite_url(tmp_path / f"db{i}.db") for i in range(4)]
+    await _migrate_at_once(urls)
+    for url in urls:
+        await _assert_runtime_tables_at_head(url)
+
+
+async def _migrate_at_once(urls: list[str]) -> None:
+    """One engine per url, all migrating concurrently in this process."""
     engines = [make_engine(url) for url in urls]
     try:
+        # A task group, not gather: a failure cancels the others instead of leaving them
+        # migrating behind the next test.
         async with asyncio.TaskGroup() as group:
             for e in engines:
                 group.create_task(migrate(e))
     finally:
         for e in engines:
             await e.dispose()
-    for url in urls:
-        await _assert_runtime_tables_at_head(url)
 
 
 async def _assert_runtime_tables_at_head(database_url: str) -> None:

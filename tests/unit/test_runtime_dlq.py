@@ -273,11 +273,17 @@ def test_dlq_settings_come_from_the_kafka_environment() -> None:
             "CARDFLOW_KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
             "CARDFLOW_KAFKA_TOPIC_PREFIX": "staging.",
             "CARDFLOW_KAFKA_REPLICATION_FACTOR": "3",
+            "CARDFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "CARDFLOW_KAFKA_SASL_USERNAME": "ops",
+            "CARDFLOW_KAFKA_SASL_PASSWORD": "pw",
         }
     )
     assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
     assert settings.topic(dlq.LEDGER_TOPIC) == "staging.cardflow.dlq.replayed.v1"
     assert settings.kafka_replication_factor == 3
+    # The cluster's security, as the services connect.
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_username == "ops"
 
 
 def test_list_output_says_why_and_what_waits() -> None:
