@@ -13,7 +13,6 @@ route template; never a run, item or project id. FastStream's Prometheus middlew
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+
+from services.runtime.backoff import sleep_or_stop
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -219,8 +220,7 @@ class LoopPulse:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._last = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.PERIOD_S)
+            await sleep_or_stop(stop, self.PERIOD_S)
 
 
 EVENT_LOOP_PULSE_AGE = Gauge(
