@@ -60,10 +60,46 @@ class SourceSpan(_Model):
     end: int = Field(ge=0)
 
 
+class RequirementKind(StrEnum):
+    FUNCTIONAL = "functional"
+    NON_FUNCTIONAL = "non_functional"
+    CONSTRAINT = "constraint"
+    SUCCESS_CRITERION = "success_criterion"
+
+
+class AcceptanceCriterion(_Model):
+    given: str
+    when: str
+    then: str
+    text: str = Field(
+        default="",
+        description="The author's own wording, when the criterion was written in the document "
+        "(a Given/When/Then scenario, an EARS line, a bullet); empty when generated.",
+    )
+
+
 class Requirement(_Model):
     id: str = Field(description="Stable: <card id>:R<n>.")
     text: str
     source_span: SourceSpan
+    author_id: str | None = Field(
+        default=None, description="The author's own id when the document gives one (FR-01)."
+    )
+    kind: RequirementKind = RequirementKind.FUNCTIONAL
+    author_priority: str | None = Field(
+        default=None,
+        description="The priority as the author wrote it: P0-P3, MUST/SHOULD/MAY, MoSCoW.",
+    )
+    acceptance_criteria: list[AcceptanceCriterion] = Field(
+        default_factory=list, description="The author's own acceptance criteria."
+    )
+
+
+class OpenQuestion(_Model):
+    """A question, TBD or [NEEDS CLARIFICATION] the author left in the card."""
+
+    text: str
+    source_span: SourceSpan | None = None
 
 
 class CardAnalysis(_Model):
@@ -74,6 +110,15 @@ class CardAnalysis(_Model):
     requirements: list[Requirement]
     priority: Priority
     open_questions: list[str]
+    questions: list[OpenQuestion] = Field(
+        default_factory=list,
+        description="The open questions with where they stand in the card (open_questions "
+        "holds their texts).",
+    )
+    heading_path: list[str] = Field(
+        default_factory=list,
+        description="The card's place in its document: the headings above it, outermost first.",
+    )
 
 
 class Epic(_Model):
@@ -88,12 +133,6 @@ class Epic(_Model):
     requirements: list[Requirement] = Field(
         description="The source requirements it covers, so later stages stay grounded in them."
     )
-
-
-class AcceptanceCriterion(_Model):
-    given: str
-    when: str
-    then: str
 
 
 class Story(_Model):

@@ -13,6 +13,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.backlog import CardAnalysis, Epic, Provenance, Requirement, Story, Subtask
+from contracts.documents import DocumentContext
 
 
 class _Payload(BaseModel):
@@ -73,6 +74,11 @@ class CardSubmitted(_Payload):
     external_id: str | None = None
     upload_id: str | None = None
     position: int = Field(default=0, ge=0, description="The card's order in its project.")
+    document: DocumentContext | None = Field(
+        default=None,
+        description="What the gateway's document reader found in the card: its heading path, "
+        "metadata, glossary, the author's requirements and open questions.",
+    )
 
 
 class CardAnalyzed(_Payload):

@@ -68,6 +68,7 @@ def test_json_shape_and_round_trip() -> None:
         "given": "a cart",
         "when": "I pay",
         "then": "the order is placed",
+        "text": "",
     }
     assert first_story["subtasks"][1]["depends_on"] == ["su_1"]
     assert Backlog.from_dict(data) == backlog
