@@ -55,50 +55,40 @@ import csv
 import io
 import json
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from services.gateway.problems import Problem
-from services.runtime.settings import Settings
+from services.gateway.ingest.model import (  # noqa: F401  (re-exported until the readers move)
+    ACCEPTED_EXTENSIONS,
+    CONTENT_TYPES,
+    DERIVED_TITLE_CHARS,
+    EXTENSIONS,
+    EXTERNAL_ID_MAX_CHARS,
+    MB,
+    TITLE_MAX_CHARS,
+    CardDraft,
+    UploadError,
+    UploadFormat,
+    UploadLimits,
+    _size,
+    check_file_size,
+    detect_format,
+)
+from services.gateway.ingest.normalise import (  # noqa: F401
+    _BAD_CONTROL,
+    _HEADING_MARKER,
+    _LIST_MARKER,
+    _SENTENCE_END,
+    _normalise_newlines,
+    clean_body,
+    clean_title,
+    derive_title,
+    plain_title,
+    shorten,
+)
 
-TITLE_MAX_CHARS = 200
-DERIVED_TITLE_CHARS = 80
-EXTERNAL_ID_MAX_CHARS = 200
-
-MB = 1024 * 1024
-
-
-class UploadFormat(StrEnum):
-    MARKDOWN = "markdown"
-    TEXT = "text"
-    CSV = "csv"
-    JSON = "json"
-
-
-EXTENSIONS: dict[str, UploadFormat] = {
-    ".md": UploadFormat.MARKDOWN,
-    ".markdown": UploadFormat.MARKDOWN,
-    ".txt": UploadFormat.TEXT,
-    ".csv": UploadFormat.CSV,
-    ".tsv": UploadFormat.CSV,
-    ".json": UploadFormat.JSON,
-}
-CONTENT_TYPES: dict[str, UploadFormat] = {
-    "text/markdown": UploadFormat.MARKDOWN,
-    "text/x-markdown": UploadFormat.MARKDOWN,
-    "text/plain": UploadFormat.TEXT,
-    "text/csv": UploadFormat.CSV,
-    "application/csv": UploadFormat.CSV,
-    "text/tab-separated-values": UploadFormat.CSV,
-    "application/json": UploadFormat.JSON,
-}
-ACCEPTED_EXTENSIONS: tuple[str, ...] = tuple(EXTENSIONS)
-
-# Column (CSV) and key (JSON) names, compared after lower-casing and turning every run of
 # other characters into "_"; the first listed name present wins.
 TITLE_COLUMNS = ("title", "name", "summary", "subject", "heading", "card_name", "card_title")
 BODY_COLUMNS = (
@@ -113,71 +103,6 @@ BODY_COLUMNS = (
     "notes",
 )
 ID_COLUMNS = ("external_id", "externalid", "id", "key", "issue_key", "card_id", "ref")
-
-
-@dataclass(frozen=True, slots=True)
-class UploadLimits:
-    max_file_bytes: int = 5 * MB
-    max_cards: int = 2000
-    max_card_chars: int = 20_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> UploadLimits:
-        """From ``services.runtime.settings.Settings`` (its ``upload_max_*`` fields)."""
-        return cls(
-            max_file_bytes=settings.upload_max_file_bytes,
-            max_cards=settings.upload_max_cards,
-            max_card_chars=settings.upload_max_card_chars,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CardDraft:
-    title: str
-    body: str
-    external_id: str | None
-    position: int
-    """0-based order within the upload (``CardSubmitted.position``)."""
-
-
-class UploadError(Problem):
-    """A refused upload; ``code`` and ``status`` come from the problem registry."""
-
-
-# --- entry points ---------------------------------------------------------------------------
-
-
-def detect_format(file_name: str | None, content_type: str | None) -> UploadFormat:
-    """The format by extension, else by content type (for a name with no extension)."""
-    name = (file_name or "").strip().replace("\\", "/").rsplit("/", 1)[-1]
-    stem, dot, ext = name.rpartition(".")
-    extension = f".{ext.lower()}" if dot and stem else ""
-    if extension in EXTENSIONS:
-        return EXTENSIONS[extension]
-    if not extension:
-        media = (content_type or "").split(";", 1)[0].strip().lower()
-        if media in CONTENT_TYPES:
-            return CONTENT_TYPES[media]
-    accepted = ", ".join(ACCEPTED_EXTENSIONS)
-    if extension:
-        detail = f"'{extension}' files are not accepted; upload one of {accepted}."
-    else:
-        detail = (
-            "The file has no extension and its content type is not one of "
-            f"{', '.join(CONTENT_TYPES)}; upload one of {accepted}."
-        )
-    raise UploadError("unsupported_media_type", detail, accepted=list(ACCEPTED_EXTENSIONS))
-
-
-def check_file_size(size: int, limits: UploadLimits) -> None:
-    """Raise ``upload_too_large`` when ``size`` bytes exceed the limit; a route reading the
-    file in chunks calls it with the running total to stop early."""
-    if size > limits.max_file_bytes:
-        raise UploadError(
-            "upload_too_large",
-            f"The file is larger than the limit of {_size(limits.max_file_bytes)} per upload.",
-            limit=limits.max_file_bytes,
-        )
 
 
 def split_upload(
@@ -216,7 +141,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xd0\xcf\x11\xe0", "a legacy Office document (.doc, .xls)"),
 )
 # C0 controls but tab, newlines, vertical tab and form feed; DEL; C1 controls.
-_BAD_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.01
 _CONTROL_ALLOWANCE = 8
 """A few stray control characters (a DOS end-of-file mark, a pasted bell) are dropped."""
@@ -268,82 +192,6 @@ def decode(data: bytes, fmt: UploadFormat) -> str:
             f"The file has {bad} control characters in {len(text)}: it is binary, not text."
         )
     return text
-
-
-# --- normalisation --------------------------------------------------------------------------
-
-_BLANK_RUN = re.compile(r"\n{3,}")
-_SPACES = re.compile(r"\s+")
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def clean_body(text: str) -> str:
-    """NFC, LF newlines, no stray control characters or trailing spaces, one blank line max."""
-    text = unicodedata.normalize("NFC", _normalise_newlines(text))
-    text = _BAD_CONTROL.sub("", text.replace("\f", "\n").replace("\v", "\n"))
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return _BLANK_RUN.sub("\n\n", text).strip()
-
-
-def clean_title(text: str) -> str:
-    """One line, single spaces."""
-    text = unicodedata.normalize("NFC", text)
-    return _SPACES.sub(" ", _BAD_CONTROL.sub(" ", text)).strip()
-
-
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|`)")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?")
-_HEADING_MARKER = re.compile(r"^\s*#{1,6}\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
-
-
-def plain_title(text: str) -> str:
-    """A title without Markdown decoration (links, bold, code marks)."""
-    text = _MD_LINK.sub(r"\1", text)
-    return clean_title(_MD_EMPHASIS.sub("", text))
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` cut at a word to at most ``limit`` characters, ending in "…" when cut."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-") + "…"
-
-
-def derive_title(body: str, limit: int = DERIVED_TITLE_CHARS, *, markdown: bool = True) -> str:
-    """A title from a body: the first sentence of its first paragraph (or of its first bullet
-    or heading), cut at a word to ``limit`` characters; without Markdown marks (bold, code,
-    links) when ``markdown``."""
-    lines = body.split("\n")
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        marked = bool(_LIST_MARKER.match(line) or _HEADING_MARKER.match(line))
-        parts = [_HEADING_MARKER.sub("", _LIST_MARKER.sub("", line))]
-        if not marked:
-            for following in lines[index + 1 :]:
-                if not following.strip() or _LIST_MARKER.match(following):
-                    break
-                if _HEADING_MARKER.match(following) or not any(c.isalnum() for c in following):
-                    break
-                parts.append(following)
-        joined = " ".join(parts)
-        text = plain_title(joined) if markdown else clean_title(joined)
-        if not text:
-            continue
-        sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
-        if sentence.endswith(".") and not sentence.endswith(".."):
-            sentence = sentence[:-1]
-        return shorten(sentence.rstrip(":"), limit)
-    return ""
 
 
 # --- raw cards ------------------------------------------------------------------------------
@@ -846,14 +694,3 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
-
-
-def _size(limit: int) -> str:
-    """5242880 → "5 MB (5242880 bytes)"; 1536 → "1.5 KB (1536 bytes)"; 100 → "100 bytes"."""
-    if limit >= MB:
-        human = f"{round(limit / MB, 1):g} MB"
-    elif limit >= 1024:
-        human = f"{round(limit / 1024, 1):g} KB"
-    else:
-        return f"{limit} bytes"
-    return f"{human} ({limit} bytes)"

@@ -1,0 +1,1 @@
+"""Documents into cards: the readers of uploaded files (DESIGN.md, gateway ingest/)."""
