@@ -93,6 +93,11 @@ class Requirement(_Model):
     acceptance_criteria: list[AcceptanceCriterion] = Field(
         default_factory=list, description="The author's own acceptance criteria."
     )
+    section: str = Field(
+        default="",
+        description="The heading (or group, such as a user story) it sits under inside its "
+        "card: requirements of one section belong together.",
+    )
 
 
 class OpenQuestion(_Model):
