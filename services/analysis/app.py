@@ -54,6 +54,7 @@ class AnalysisWorker:
             output_model=logic.AnalysisDraft,
             offline=lambda: logic.offline_draft(card),
             cache_input=logic.cache_input(card),
+            validate=logic.validate(card),
         )
         return card, await self.llm.generate(request, on_tokens=on_tokens)
 
@@ -108,6 +109,7 @@ def build(stage: StageApp) -> None:
             submitted.title,
             submitted.body,
             submitted.position,
+            submitted.document,
         )
         await lock_names(ctx.session, [wait_key(card.card_id)])
         await store.save_card(ctx.session, card, ctx.envelope.tenant_id)

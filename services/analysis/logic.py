@@ -1,20 +1,36 @@
 """Pure logic of the analysis stage: prompt inputs, the LLM's output model, turning it into
-a ``CardAnalysis`` with stable requirement ids and source spans, and the offline draft."""
+a ``CardAnalysis`` with stable requirement ids and source spans, and the offline draft.
+
+The document reader (the gateway's ``ingest``) has already found the requirements the author
+wrote, with their ids, priorities, criteria and spans (``Card.document``). They are kept as
+written, every one of them: the LLM (or the offline provider) adds a summary, the kind,
+personas, a priority, open questions, and only the requirements the reader did not find, each
+of which must quote the card's text.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from contracts.backlog import CardAnalysis, CardKind, Priority, Requirement, SourceSpan
+from contracts.backlog import (
+    CardAnalysis,
+    CardKind,
+    OpenQuestion,
+    Priority,
+    Requirement,
+    RequirementKind,
+    SourceSpan,
+)
+from contracts.documents import DocumentContext, StatedRequirement
 from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import (
     Segment,
-    best_segment,
     content_hash,
     has_any,
     locate,
@@ -22,8 +38,10 @@ from services.runtime.text import (
     shorten,
 )
 
-PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "analysis.v1.md")
-MAX_REQUIREMENTS = 15
+PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "analysis.v2.md")
+PROMPT_TERMS = 40
+"""Glossary entries given to the prompt (the most a card's context needs)."""
+PROMPT_CONTEXT_CHARS = 1500
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +51,18 @@ class Card:
     title: str
     body: str
     position: int = 0
+    document: DocumentContext | None = None
+
+    @property
+    def stated(self) -> list[StatedRequirement]:
+        """The requirements the document reader found, as the author wrote them."""
+        return list(self.document.requirements) if self.document is not None else []
 
 
 class DraftRequirement(BaseModel):
     text: str = Field(min_length=1)
     quote: str = Field(default="", description="Copied verbatim from the card body.")
+    kind: RequirementKind = RequirementKind.FUNCTIONAL
 
 
 class AnalysisDraft(BaseModel):
@@ -46,20 +71,62 @@ class AnalysisDraft(BaseModel):
     summary: str = Field(min_length=1)
     kind: CardKind
     personas: list[str] = Field(min_length=1)
-    requirements: list[DraftRequirement] = Field(min_length=1, max_length=MAX_REQUIREMENTS)
+    requirements: list[DraftRequirement] = Field(
+        description="Requirements of the card not already found by the document reader."
+    )
     priority: Priority
     open_questions: list[str]
 
 
 def messages(card: Card) -> list[dict[str, str]]:
-    return PROMPT.render(
-        card_title=fence("card_title", card.title), card_body=fence("card_body", card.body)
-    )
+    # Everything here comes from the document: one fence for all of it (``fence`` escapes
+    # only closing tags, so text in a second fence could otherwise close the first).
+    lines = [f"Title: {card.title}"]
+    document = card.document
+    if document is not None and document.heading_path:
+        lines.append("Place in document: " + " > ".join(document.heading_path))
+    if document is not None and document.terms:
+        lines.append("Glossary:")
+        lines += [
+            f"- {t.term}: {shorten(t.definition, 200)}" for t in document.terms[:PROMPT_TERMS]
+        ]
+    if document is not None and document.context:
+        lines.append("Document context: " + shorten(document.context, PROMPT_CONTEXT_CHARS))
+    if card.stated:
+        lines.append("Requirements found:")
+        for number, stated in enumerate(card.stated, start=1):
+            author = f" ({stated.author_id})" if stated.author_id else ""
+            lines.append(f"- [R{number}]{author} {stated.text}")
+    lines += ["Body:", card.body]
+    return PROMPT.render(card=fence("card", "\n".join(lines)))
 
 
 def cache_input(card: Card) -> str:
-    """What the result depends on: the card's text (not its id: same text, same answer)."""
-    return json.dumps({"title": card.title, "body": card.body}, sort_keys=True)
+    """What the result depends on: the card's text and what the reader found in it (not its
+    id: same text, same answer)."""
+    document = card.document.model_dump(mode="json") if card.document is not None else None
+    return json.dumps(
+        {"title": card.title, "body": card.body, "document": document}, sort_keys=True
+    )
+
+
+def validate(card: Card) -> Callable[[AnalysisDraft], None]:
+    """The checks a schema cannot make: every quote points into the card's text, and a card
+    whose reader found nothing gets at least one requirement. Messages name positions, never
+    the answer's text."""
+
+    def check(draft: AnalysisDraft) -> None:
+        for number, requirement in enumerate(draft.requirements, start=1):
+            quote = requirement.quote or requirement.text
+            if locate(quote, card.body) is None:
+                raise ValueError(
+                    f"requirement {number}: its quote is not in the card body; copy the "
+                    "sentence or bullet verbatim"
+                )
+        if not card.stated and not draft.requirements:
+            raise ValueError("no requirement given; list what the card asks for")
+
+    return check
 
 
 def requirement_id(card_id: str, index: int) -> str:
@@ -67,27 +134,103 @@ def requirement_id(card_id: str, index: int) -> str:
 
 
 def to_analysis(card: Card, draft: AnalysisDraft) -> CardAnalysis:
-    """The draft with stable requirement ids and spans pointing into the card's body."""
-    requirements = []
-    for index, requirement in enumerate(draft.requirements):
-        span = locate(requirement.quote, card.body) or locate(requirement.text, card.body)
-        start, end = span or best_segment(requirement.quote or requirement.text, card.body)
+    """The author's requirements as written, then the draft's new ones (spans checked to point
+    into the card's body; one that restates a found requirement is dropped), with stable ids."""
+    requirements = [
+        _from_stated(requirement_id(card.card_id, index), stated)
+        for index, stated in enumerate(card.stated)
+    ]
+    taken = [(r.source_span.start, r.source_span.end) for r in requirements]
+    known_texts = {_fold(r.text) for r in requirements}
+    for drafted in draft.requirements:
+        span = locate(drafted.quote, card.body) or locate(drafted.text, card.body)
+        if span is None or _overlaps(span, taken) or _fold(drafted.text) in known_texts:
+            continue
+        taken.append(span)
+        known_texts.add(_fold(drafted.text))
         requirements.append(
             Requirement(
-                id=requirement_id(card.card_id, index),
-                text=requirement.text.strip(),
-                source_span=SourceSpan(start=start, end=end),
+                id=requirement_id(card.card_id, len(requirements)),
+                text=drafted.text.strip(),
+                source_span=SourceSpan(start=span[0], end=span[1]),
+                kind=drafted.kind,
             )
         )
+    questions = _questions(card, draft)
     return CardAnalysis(
         card_id=card.card_id,
         summary=draft.summary.strip(),
         kind=draft.kind,
         personas=_unique(p.strip() for p in draft.personas if p.strip()) or ["user"],
         requirements=requirements,
-        priority=draft.priority,
-        open_questions=[q.strip() for q in draft.open_questions if q.strip()],
+        priority=_author_priority(card.stated) or draft.priority,
+        open_questions=[q.text for q in questions],
+        questions=questions,
+        heading_path=list(card.document.heading_path) if card.document is not None else [],
     )
+
+
+def _from_stated(requirement_id_: str, stated: StatedRequirement) -> Requirement:
+    return Requirement(
+        id=requirement_id_,
+        text=stated.text,
+        source_span=stated.source_span,
+        author_id=stated.author_id,
+        kind=stated.kind,
+        author_priority=stated.author_priority,
+        acceptance_criteria=list(stated.acceptance_criteria),
+        section=stated.section,
+    )
+
+
+def _questions(card: Card, draft: AnalysisDraft) -> list[OpenQuestion]:
+    found = list(card.document.questions) if card.document is not None else []
+    seen = {_fold(q.text) for q in found}
+    for text in draft.open_questions:
+        text = text.strip()
+        if not text or _fold(text) in seen:
+            continue
+        seen.add(_fold(text))
+        span = locate(text, card.body)
+        found.append(
+            OpenQuestion(
+                text=text,
+                source_span=SourceSpan(start=span[0], end=span[1]) if span else None,
+            )
+        )
+    return found
+
+
+def _overlaps(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
+    return any(span[0] < end and start < span[1] for start, end in taken)
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".")
+
+
+_PRIORITY_WORDS: tuple[tuple[Priority, tuple[str, ...]], ...] = (
+    (Priority.P1, ("p0", "p1", "must", "must have", "must-have", "critical", "high", "shall")),
+    (Priority.P2, ("p2", "should", "should have", "should-have", "medium", "normal")),
+    (Priority.P3, ("p3", "p4", "may", "could", "could have", "won't", "wont", "low", "optional")),
+)
+
+
+def priority_of(author_priority: str) -> Priority | None:
+    """The backlog's priority for a priority as the author wrote it (P0-P3, RFC 2119, MoSCoW,
+    High/Medium/Low); None when it reads as none of them."""
+    folded = " ".join(author_priority.lower().replace("-", " ").split())
+    for priority, words in _PRIORITY_WORDS:
+        if any(folded == w or folded.startswith(w + " ") for w in words):
+            return priority
+    return None
+
+
+def _author_priority(stated: list[StatedRequirement]) -> Priority | None:
+    """The highest priority the author gave any requirement of the card."""
+    found = [priority_of(s.author_priority) for s in stated if s.author_priority]
+    known = [p for p in found if p is not None]
+    return min(known) if known else None
 
 
 def analysis_version(analysis: CardAnalysis) -> str:
@@ -160,34 +303,42 @@ _AS_A = re.compile(r"\bas an? ([a-z][a-z \-]{1,30}?)(?:,|\bi\b|\bwe\b|$)", re.IG
 
 
 def offline_draft(card: Card) -> AnalysisDraft:
-    """A draft built only from the card's text, for running without an LLM."""
+    """A draft built only from the card's text, for running without an LLM: when the reader
+    found the author's requirements they are the card's requirements (the draft adds none);
+    otherwise each bullet or sentence that asks for something, every one of them."""
     text = f"{card.title}\n{card.body}"
     parts = segments(card.body) or [Segment(card.title, 0, 0, False)]
-    wanted = [s for s in parts if s.bullet or has_any(s.text, _REQUIREMENT_WORDS)]
-    chosen = (wanted or parts)[:MAX_REQUIREMENTS]
-    requirements = [
-        DraftRequirement(text=shorten(s.text, 300), quote=s.text)
-        for s in chosen
-        if not s.text.endswith("?")
-    ] or [DraftRequirement(text=shorten(chosen[0].text, 300), quote=chosen[0].text)]
-    questions = [
-        s.text for s in parts if s.text.endswith("?") or has_any(s.text, ("tbd", "tbc", "unclear"))
+    questions = [s.text for s in parts if _is_question(s.text)]
+    requirements: list[DraftRequirement] = []
+    if not card.stated:
+        asks = [s for s in parts if not _is_question(s.text)]
+        wanted = [s for s in asks if s.bullet or has_any(s.text, _REQUIREMENT_WORDS)]
+        chosen = wanted or asks or parts[:1]
+        requirements = [DraftRequirement(text=shorten(s.text, 300), quote=s.text) for s in chosen]
+    personas = _personas(text) + [
+        s.user_story.as_a.lower() for s in card.stated if s.user_story is not None
     ]
     return AnalysisDraft(
         summary=shorten(_first_sentence(card), 240),
         kind=_kind(text),
-        personas=_personas(text),
+        personas=_unique(personas)[:4] or ["user"],
         requirements=requirements,
         priority=Priority.P1
         if has_any(text, _P1)
         else Priority.P3
         if has_any(text, _P3)
         else Priority.P2,
-        open_questions=questions[:5],
+        open_questions=questions,
     )
 
 
+def _is_question(text: str) -> bool:
+    return text.rstrip().endswith("?") or has_any(text, ("tbd", "tbc", "unclear"))
+
+
 def _first_sentence(card: Card) -> str:
+    if card.stated:
+        return f"{card.title}: {card.stated[0].text}"
     for segment in segments(card.body):
         if not segment.bullet:
             return segment.text
@@ -213,8 +364,5 @@ def _personas(text: str) -> list[str]:
     return _unique(found)[:4] or ["user"]
 
 
-def _unique(items: object) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:  # type: ignore[attr-defined]
-        seen.setdefault(str(item), None)
-    return list(seen)
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(str(item) for item in items))

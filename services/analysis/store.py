@@ -9,6 +9,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import CardAnalysis, Provenance
+from contracts.documents import DocumentContext
 from services.analysis.logic import Card
 from services.runtime.db import dialect_insert
 
@@ -24,6 +25,7 @@ cards = Table(
     Column("body", Text, nullable=False),
     Column("position", Integer, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("document", Text, nullable=True),
 )
 
 analyses = Table(
@@ -49,12 +51,13 @@ async def save_card(session: AsyncSession, card: Card, tenant_id: str) -> None:
         "body": card.body,
         "position": card.position,
         "received_at": datetime.now(UTC),
+        "document": card.document.model_dump_json() if card.document is not None else None,
     }
     statement = dialect_insert(session)(cards).values(**values)
+    changed = ("title", "body", "position", "document")
     await session.execute(
         statement.on_conflict_do_update(
-            index_elements=["card_id"],
-            set_={"title": card.title, "body": card.body, "position": card.position},
+            index_elements=["card_id"], set_={k: values[k] for k in changed}
         )
     )
 
@@ -63,7 +66,10 @@ async def get_card(session: AsyncSession, card_id: str) -> Card | None:
     row = (await session.execute(select(cards).where(cards.c.card_id == card_id))).first()
     if row is None:
         return None
-    return Card(row.card_id, row.project_id, row.title, row.body, row.position)
+    document = (
+        DocumentContext.model_validate_json(row.document) if row.document is not None else None
+    )
+    return Card(row.card_id, row.project_id, row.title, row.body, row.position, document)
 
 
 async def card_titles(session: AsyncSession, card_ids: list[str]) -> dict[str, str]:
