@@ -90,6 +90,11 @@ class Requirement(_Model):
         default=None,
         description="The priority as the author wrote it: P0-P3, MUST/SHOULD/MAY, MoSCoW.",
     )
+    priority: Priority | None = Field(
+        default=None,
+        description="The author's priority on the backlog's scale (P0 and MUST are P1); null "
+        "when the author gave none.",
+    )
     acceptance_criteria: list[AcceptanceCriterion] = Field(
         default_factory=list, description="The author's own acceptance criteria."
     )

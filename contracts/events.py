@@ -96,6 +96,11 @@ class EpicGenerated(_Payload):
     TYPE: ClassVar[str] = "cardflow.epic.generated"
     epic: Epic
     provenance: Provenance
+    supersedes: list[str] = Field(
+        default_factory=list,
+        description="Epics of an earlier grouping of these cards that the new grouping no "
+        "longer has: readers mark them superseded (kept, not shown beside their replacements).",
+    )
 
 
 class StoriesGenerated(_Payload):

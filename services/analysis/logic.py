@@ -178,6 +178,7 @@ def _from_stated(requirement_id_: str, stated: StatedRequirement) -> Requirement
         author_id=stated.author_id,
         kind=stated.kind,
         author_priority=stated.author_priority,
+        priority=priority_of(stated.author_priority) if stated.author_priority else None,
         acceptance_criteria=list(stated.acceptance_criteria),
         section=stated.section,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.backlog import Requirement
 from contracts.events import (
     CardAnalyzed,
     EpicGenerated,
@@ -30,7 +32,7 @@ from services.runtime.work import Committed, ItemFailure, NewItem, WorkItem, Wor
 
 MIGRATIONS = MigrationHistory("epics", Path(__file__).parent / "migrations")
 
-Outcome = tuple[logic.Group, list[logic.AnalysedCard], LLMResult[Any]]
+Outcome = tuple[list[logic.AnalysedCard], list[Requirement], LLMResult[Any]]
 
 
 @dataclass
@@ -40,30 +42,41 @@ class EpicsWorker:
 
     async def process(self, item: WorkItem, on_tokens: Any) -> Outcome:
         card_ids = list(item.payload["card_ids"])
+        requirement_ids = list(item.payload.get("requirement_ids", ()))
         async with self.stage.sessions() as session:
             found = await store.analysed(session, card_ids)
         if len(found) != len(card_ids):
             raise ItemFailure(ErrorCode.INTERNAL, "an analysed card of this epic is missing")
         cards = [found[c][0] for c in card_ids]
-        group = logic.Group(item.item_id, tuple(card_ids), item.title)
+        requirements = logic.covered(cards, requirement_ids)
+        if len(requirements) != len(requirement_ids):
+            raise ItemFailure(ErrorCode.INTERNAL, "a requirement of this epic is missing")
+        title = item.title
         request = LLMRequest(
             stage=Stage.EPICS.value,
             prompt_version=logic.PROMPT.version,
-            messages=logic.messages(cards),
+            messages=logic.messages(title, requirements),
             output_model=logic.EpicDraft,
-            offline=lambda: logic.offline_draft(group, cards),
-            cache_input=logic.cache_input(cards),
+            offline=lambda: logic.offline_draft(title, cards, requirements),
+            cache_input=logic.cache_input(title, requirements),
         )
-        return group, cards, await self.llm.generate(request, on_tokens=on_tokens)
+        return cards, requirements, await self.llm.generate(request, on_tokens=on_tokens)
 
     async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:
-        group, cards, result = outcome
+        cards, requirements, result = outcome
         run = item.run
         epic = logic.to_epic(
-            run.project_id, group, int(item.payload["order"]), cards, result.output
+            run.project_id,
+            item.item_id,
+            int(item.payload["order"]),
+            cards,
+            requirements,
+            result.output,
         )
+        supersedes = [str(e) for e in item.payload.get("supersedes", ())]
         await store.save_epic(session, epic, result.provenance, run.run_id)
-        generated = EpicGenerated(epic=epic, provenance=result.provenance)
+        await store.supersede(session, run.project_id, supersedes, epic.epic_id)
+        generated = EpicGenerated(epic=epic, provenance=result.provenance, supersedes=supersedes)
         await enqueue(
             session, EPICS_GENERATED.name, self.stage.event(run, generated, key=epic.epic_id)
         )
@@ -101,14 +114,32 @@ class EpicsWorker:
 
 
 async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:
-    """Groups the run's analysed cards into epics: one item per epic."""
+    """Groups the run's requirements into epics: one item per epic. Epics of an earlier
+    grouping of these cards that this one no longer has are superseded by the new epics
+    sharing their cards."""
     found = await store.analysed(session, run.scope)
-    groups = logic.group_cards(run.project_id, [card for card, _ in found.values()])
+    cards = [card for card, _ in found.values()]
+    # CPU work on user input: off the event loop, so the consumer keeps its heartbeats.
+    groups = await asyncio.to_thread(logic.group, run.project_id, cards)
+    previous = await store.current_epics(session, run.project_id)
+    new_ids = {g.epic_id for g in groups}
+    replaced = {
+        old: set(old_cards) & set(run.scope)
+        for old, old_cards in previous.items()
+        if old not in new_ids and set(old_cards) & set(run.scope)
+    }
     items = [
         NewItem(
             item_id=g.epic_id,
-            title=g.provisional_title,
-            payload={"card_ids": list(g.card_ids), "order": order},
+            title=g.title,
+            payload={
+                "card_ids": list(g.card_ids),
+                "requirement_ids": list(g.requirement_ids),
+                "order": order,
+                "supersedes": sorted(
+                    o for o, shared in replaced.items() if shared & set(g.card_ids)
+                ),
+            },
         )
         for order, g in enumerate(groups)
     ]

@@ -6,7 +6,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import CardAnalysis, Epic, Provenance
@@ -44,6 +55,7 @@ epics = Table(
     Column("provenance", Text, nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("superseded_by", String(64), nullable=True),
 )
 
 
@@ -60,8 +72,8 @@ async def save_analysed_card(
         "updated_at": datetime.now(UTC),
     }
     statement = dialect_insert(session)(analysed_cards).values(**values)
-    update = {k: v for k, v in values.items() if k != "card_id"}
-    await session.execute(statement.on_conflict_do_update(index_elements=["card_id"], set_=update))
+    changes = {k: v for k, v in values.items() if k != "card_id"}
+    await session.execute(statement.on_conflict_do_update(index_elements=["card_id"], set_=changes))
 
 
 async def analysed(
@@ -117,7 +129,27 @@ async def save_epic(session: AsyncSession, epic: Epic, provenance: Provenance, r
         "provenance": provenance.model_dump_json(),
         "run_id": run_id,
         "updated_at": datetime.now(UTC),
+        "superseded_by": None,
     }
     statement = dialect_insert(session)(epics).values(**values)
-    update = {k: v for k, v in values.items() if k != "epic_id"}
-    await session.execute(statement.on_conflict_do_update(index_elements=["epic_id"], set_=update))
+    changes = {k: v for k, v in values.items() if k != "epic_id"}
+    await session.execute(statement.on_conflict_do_update(index_elements=["epic_id"], set_=changes))
+
+
+async def current_epics(session: AsyncSession, project_id: str) -> dict[str, list[str]]:
+    """The project's epics no later grouping replaced: epic id → the cards it covers."""
+    rows = await session.execute(
+        select(epics.c.epic_id, epics.c.epic).where(
+            epics.c.project_id == project_id, epics.c.superseded_by.is_(None)
+        )
+    )
+    return {r.epic_id: Epic.model_validate_json(r.epic).card_ids for r in rows}
+
+
+async def supersede(session: AsyncSession, project_id: str, old: list[str], by: str) -> None:
+    if old:
+        await session.execute(
+            update(epics)
+            .where(epics.c.project_id == project_id, epics.c.epic_id.in_(old))
+            .values(superseded_by=by, updated_at=datetime.now(UTC))
+        )

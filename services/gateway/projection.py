@@ -290,8 +290,20 @@ class Projection:
                 "epic": epic.model_dump_json(),
                 "provenance": event.provenance.model_dump_json(),
                 "updated_at": _now(),
+                "superseded_by": None,
             },
         )
+        if event.supersedes:
+            # Only the envelope's own tenant and project: an event cannot hide another's epics.
+            await session.execute(
+                update(epics)
+                .where(
+                    epics.c.epic_id.in_([e for e in event.supersedes if e != epic.epic_id]),
+                    epics.c.tenant_id == envelope.tenant_id,
+                    epics.c.project_id == epic.project_id,
+                )
+                .values(superseded_by=epic.epic_id, updated_at=_now())
+            )
         await self._result_landed(session, envelope, "epics", epic.epic_id)
 
     async def apply_stories_generated(self, session: AsyncSession, envelope: Envelope) -> None:

@@ -50,13 +50,22 @@ async def kpis(session: AsyncSession, project_id: str) -> dict[str, int]:
         )
         return int((await session.execute(statement)).scalar_one())
 
+    hidden = superseded_epic_ids(project_id)
     return {
         "cards": await count(cards),
         "cards_analyzed": await count(cards, cards.c.analysis_status == "analyzed"),
-        "epics": await count(epics),
-        "stories": await count(stories),
-        "subtasks": await count(subtasks),
+        "epics": await count(epics, epics.c.superseded_by.is_(None)),
+        "stories": await count(stories, stories.c.epic_id.not_in(hidden)),
+        "subtasks": await count(subtasks, subtasks.c.epic_id.not_in(hidden)),
     }
+
+
+def superseded_epic_ids(project_id: str) -> Any:
+    """The project's epics a later grouping replaced: they, and what hangs under them, are
+    kept but left out of the backlog."""
+    return select(epics.c.epic_id).where(
+        epics.c.project_id == project_id, epics.c.superseded_by.is_not(None)
+    )
 
 
 async def project_object(session: AsyncSession, row: Any) -> dict[str, Any]:
@@ -209,7 +218,12 @@ async def backlog_rows(
 
     async def column(table: Any, name: str) -> list[str]:
         rows = await session.execute(
-            select(table.c[name]).where(table.c.project_id == project_id).order_by(table.c.position)
+            select(table.c[name])
+            .where(
+                table.c.project_id == project_id,
+                table.c.epic_id.not_in(superseded_epic_ids(project_id)),
+            )
+            .order_by(table.c.position)
         )
         return list(rows.scalars())
 

@@ -149,6 +149,8 @@ epics = Table(
     Column("epic", Text, nullable=False),
     Column("provenance", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The epic of a later grouping that replaced it: kept, hidden from the backlog.
+    Column("superseded_by", String(64), nullable=True),
 )
 
 stories = Table(

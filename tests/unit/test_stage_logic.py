@@ -1,9 +1,8 @@
-"""Pure logic of the analysis and epics stages: offline drafts, spans, stable ids, grouping."""
+"""Pure logic of the analysis stage: offline drafts, spans, fences."""
 
 from __future__ import annotations
 
 from services.analysis import logic as analysis
-from services.epics import logic as epics
 from services.runtime.prompts import fence
 from services.runtime.text import segments
 
@@ -60,43 +59,3 @@ def test_card_text_cannot_close_its_fence() -> None:
     assert fenced.endswith("</card>")
     messages = analysis.messages(analysis.Card("c", "p", "t", hostile))
     assert messages[1]["content"].count("</card>") == 1
-
-
-def analysed(card_id: str, title: str, body: str, position: int) -> epics.AnalysedCard:
-    card = analysis.Card(card_id, "p1", title, body, position)
-    return epics.AnalysedCard(
-        card_id, title, analysis.to_analysis(card, analysis.offline_draft(card)), position
-    )
-
-
-CARDS = [
-    analysed("c1", "Saved cards", "Shoppers must pay with a saved payment card.", 0),
-    analysed("c2", "Delete saved cards", "Shoppers should delete a saved payment card.", 1),
-    analysed("c3", "Order history", "Shoppers need to see past orders and order status.", 2),
-    analysed("c4", "Order invoices", "Each past order should link to its invoice.", 3),
-    analysed("c5", "Search products", "Users should search products by name.", 4),
-]
-
-
-def test_grouping_is_deterministic_and_ids_follow_the_cards() -> None:
-    first = epics.group_cards("p1", CARDS)
-    again = epics.group_cards("p1", list(reversed(CARDS)))
-    assert first == again
-    assert [g.epic_id for g in first] == [epics.epic_id("p1", g.card_ids) for g in first]
-    covered = sorted(c for g in first for c in g.card_ids)
-    assert covered == ["c1", "c2", "c3", "c4", "c5"]
-
-
-def test_grouping_puts_cards_that_share_words_together() -> None:
-    groups = {frozenset(g.card_ids) for g in epics.group_cards("p1", CARDS)}
-    assert any({"c1", "c2"} <= g for g in groups)
-    assert any({"c3", "c4"} <= g for g in groups)
-
-
-def test_the_offline_epic_covers_every_requirement_of_its_cards() -> None:
-    (group, *_) = epics.group_cards("p1", CARDS)
-    cards = [c for c in CARDS if c.card_id in group.card_ids]
-    epic = epics.to_epic("p1", group, 0, cards, epics.offline_draft(group, cards))
-    assert epic.epic_id == group.epic_id
-    assert epic.requirement_ids == [r.id for c in cards for r in c.analysis.requirements]
-    assert epic.title
