@@ -16,12 +16,11 @@ from contracts.events import (
     CardSubmitted,
     EpicsRequested,
     ErrorCode,
-    Stage,
 )
 from contracts.topics import ANALYSIS_REQUESTED, CARDS_ANALYZED, CARDS_SUBMITTED, EPICS_REQUESTED
 from services.analysis import logic, store
 from services.runtime.delivery import HandlerContext
-from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.llm import LLMClient, LLMResult
 from services.runtime.locks import lock_names
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
@@ -47,15 +46,7 @@ class AnalysisWorker:
             card = await store.get_card(session, item.item_id)
         if card is None:
             raise ItemFailure(ErrorCode.INPUT_INVALID, f"card {item.item_id} is unknown here")
-        request = LLMRequest(
-            stage=Stage.ANALYSIS.value,
-            prompt_version=logic.PROMPT.version,
-            messages=logic.messages(card),
-            output_model=logic.AnalysisDraft,
-            offline=lambda: logic.offline_draft(card),
-            cache_input=logic.cache_input(card),
-            validate=logic.validate(card),
-        )
+        request = logic.llm_request(card)
         return card, await self.llm.generate(request, on_tokens=on_tokens)
 
     async def commit(

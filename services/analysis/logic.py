@@ -28,6 +28,8 @@ from contracts.backlog import (
     SourceSpan,
 )
 from contracts.documents import DocumentContext, StatedRequirement
+from contracts.events import Stage
+from services.runtime.llm import LLMRequest
 from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import (
     Segment,
@@ -127,6 +129,19 @@ def validate(card: Card) -> Callable[[AnalysisDraft], None]:
             raise ValueError("no requirement given; list what the card asks for")
 
     return check
+
+
+def llm_request(card: Card) -> LLMRequest[AnalysisDraft]:
+    """The one call that analyses ``card`` (the stage and the quality benchmark both use it)."""
+    return LLMRequest(
+        stage=Stage.ANALYSIS.value,
+        prompt_version=PROMPT.version,
+        messages=messages(card),
+        output_model=AnalysisDraft,
+        offline=lambda: offline_draft(card),
+        cache_input=cache_input(card),
+        validate=validate(card),
+    )
 
 
 def requirement_id(card_id: str, index: int) -> str:

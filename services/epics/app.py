@@ -17,13 +17,12 @@ from contracts.events import (
     ErrorCode,
     PlannedItem,
     RunOptions,
-    Stage,
     StoriesRequested,
 )
 from contracts.topics import CARDS_ANALYZED, EPICS_GENERATED, EPICS_REQUESTED, STORIES_REQUESTED
 from services.epics import logic, store
 from services.runtime.delivery import HandlerContext
-from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.llm import LLMClient, LLMResult
 from services.runtime.locks import lock_names
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
@@ -51,15 +50,7 @@ class EpicsWorker:
         requirements = logic.covered(cards, requirement_ids)
         if len(requirements) != len(requirement_ids):
             raise ItemFailure(ErrorCode.INTERNAL, "a requirement of this epic is missing")
-        title = item.title
-        request = LLMRequest(
-            stage=Stage.EPICS.value,
-            prompt_version=logic.PROMPT.version,
-            messages=logic.messages(title, requirements),
-            output_model=logic.EpicDraft,
-            offline=lambda: logic.offline_draft(title, cards, requirements),
-            cache_input=logic.cache_input(title, requirements),
-        )
+        request = logic.llm_request(item.title, cards, requirements)
         return cards, requirements, await self.llm.generate(request, on_tokens=on_tokens)
 
     async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:

@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from contracts.backlog import CardAnalysis, Epic, Priority, Requirement
+from contracts.events import Stage
 from services.epics.grouping import CardInScope, Grouping, group_requirements
+from services.runtime.llm import LLMRequest
 from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import shorten
 
@@ -68,6 +70,20 @@ def cache_input(title: str, requirements: list[Requirement]) -> str:
             ],
         },
         sort_keys=True,
+    )
+
+
+def llm_request(
+    title: str, cards: list[AnalysedCard], requirements: list[Requirement]
+) -> LLMRequest[EpicDraft]:
+    """The one call that writes an epic over ``requirements`` (stage and benchmark alike)."""
+    return LLMRequest(
+        stage=Stage.EPICS.value,
+        prompt_version=PROMPT.version,
+        messages=messages(title, requirements),
+        output_model=EpicDraft,
+        offline=lambda: offline_draft(title, cards, requirements),
+        cache_input=cache_input(title, requirements),
     )
 
 
