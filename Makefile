@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: help venv kafka-jars chromium prometheus demo test test-faults test-all lint fmt up down logs status lock clean bench
+.PHONY: help venv kafka-jars chromium prometheus demo test test-faults test-all lint fmt up down logs status lock clean bench bench-quality
 
 help:
 	@echo "make demo      set up and run the local stack with a sample through the pipeline"
@@ -117,6 +117,12 @@ demo: venv kafka-jars
 # never fails on the numbers, only when a run fails.
 bench: venv kafka-jars
 	$(PY) tests/perf/pipeline_bench.py
+
+# Backlog quality benchmark (tests/perf/README.md): the corpus's documents through the
+# pipeline's stages, scored against their gold lists; the offline provider unless
+# CARDFLOW_LLM_BASE_URL is set. Reports, never fails on the numbers.
+bench-quality: venv
+	$(PY) tests/perf/quality_bench.py
 
 clean: down
 	rm -rf .cardflow
