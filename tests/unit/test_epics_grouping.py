@@ -175,3 +175,20 @@ def test_grouping_is_near_linear(cards_count: int) -> None:
     print(f"{cards_count} cards ({cards_count * 3} requirements) grouped in {elapsed:.2f} s")
     assert sum(len(g.requirement_ids) for g in epics) == cards_count * 3
     assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    "worst",
+    [
+        "story" + " " * 100_000 + "x",
+        "(" * 200_000,
+        "Requirement 1" + " (p" * 50_000,
+        "1." * 100_000,
+    ],
+)
+def test_heading_names_are_linear_on_their_worst_input(worst: str) -> None:
+    started = time.perf_counter()
+    grouping.heading_name(worst)
+    elapsed = time.perf_counter() - started
+    print(f"heading_name on {len(worst)} characters: {elapsed:.4f} s")
+    assert elapsed < 0.5
