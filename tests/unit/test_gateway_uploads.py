@@ -259,132 +259,6 @@ def test_text_single_line_paragraph_is_title_and_body() -> None:
     )
 
 
-# --- CSV -----------------------------------------------------------------------------------
-
-
-def test_csv_finds_columns_by_header_with_synonyms_and_quotes() -> None:
-    text = (
-        "\ufeffIssue Key,Summary,Description,Priority\r\n"
-        "A-1,Login,Users log in,High\r\n"
-        ',,,\r\nA-2,"Export, to CSV","multi\r\nline ""quoted"" body",Low\r\n'
-    )
-    cards = split("jira.csv", text)
-    assert cards == [
-        CardDraft("Login", "Users log in", "A-1", 0),
-        CardDraft("Export, to CSV", 'multi\nline "quoted" body', "A-2", 1),
-    ]
-
-
-@pytest.mark.parametrize("delimiter", [";", "\t", "|", ","])
-def test_csv_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
-    rows = [["TITLE", "body", "external_id"], ["a, b; c", "x | y\tz", "1"], ["d", "e", "2"]]
-    text = "\n".join(
-        delimiter.join(f'"{cell}"' if delimiter in cell else cell for cell in row) for row in rows
-    )
-    cards = split("cards.csv", text)
-    assert [(c.title, c.body, c.external_id) for c in cards] == [
-        ("a, b; c", "x | y\tz", "1"),
-        ("d", "e", "2"),
-    ]
-
-
-def test_tsv_prefers_tabs() -> None:
-    cards = split("cards.tsv", "name\tdetails\nLogin, SSO\tfast\n")
-    assert (cards[0].title, cards[0].body) == ("Login, SSO", "fast")
-
-
-def test_csv_with_only_a_body_column_derives_titles() -> None:
-    cards = split("a.csv", "text\nUsers export reports. Quickly.\n")
-    assert (cards[0].title, cards[0].body) == (
-        "Users export reports",
-        "Users export reports. Quickly.",
-    )
-
-
-def test_csv_rows_with_neither_title_nor_body_are_skipped_and_blank_ids_are_none() -> None:
-    cards = split("a.csv", "title,body,id\n,,7\n  ,  ,\nOnly a title,,\n")
-    assert cards == [CardDraft("Only a title", "", None, 0)]
-
-
-def test_csv_ragged_rows_are_tolerated() -> None:
-    cards = split("a.csv", "title,body\nshort\nlong,body,extra,cells\n")
-    assert [(c.title, c.body) for c in cards] == [("short", ""), ("long", "body")]
-
-
-def test_csv_without_a_title_or_body_column_is_invalid_naming_the_columns() -> None:
-    error = refused("a.csv", "foo,bar\n1,2\n")
-    assert (error.code, error.status) == ("input_invalid", 422)
-    assert "'foo'" in error.detail
-    assert "title" in error.detail
-    assert error.extra["columns"] == ["foo", "bar"]
-
-
-def test_csv_header_only_has_no_cards() -> None:
-    error = refused("a.csv", "title,body\n")
-    assert (error.code, error.status) == ("no_cards", 422)
-
-
-def test_csv_in_windows_1252_is_read() -> None:
-    data = "title;body\nCaf\u00e9 \u20ac;na\u00efve \u2019quotes\u2019\n".encode("cp1252")
-    cards = split("excel.csv", data)
-    assert (cards[0].title, cards[0].body) == ("Caf\u00e9 \u20ac", "na\u00efve \u2019quotes\u2019")
-
-
-def test_csv_in_utf16_with_bom_is_read() -> None:
-    cards = split("excel.csv", "title\tbody\nL\u00f6sung\tok\n".encode("utf-16"))
-    assert (cards[0].title, cards[0].body) == ("L\u00f6sung", "ok")
-
-
-# --- JSON ----------------------------------------------------------------------------------
-
-
-def test_json_array_of_objects_with_key_synonyms() -> None:
-    data = [
-        {"title": "Login", "body": "Users log in", "external_id": "c-1"},
-        {"Name": "Export", "Description": "to CSV", "id": 42},
-        {"summary": None, "text": "Derived title here. More."},
-        {},
-        "A plain string card.",
-    ]
-    cards = split("cards.json", json.dumps(data))
-    assert cards == [
-        CardDraft("Login", "Users log in", "c-1", 0),
-        CardDraft("Export", "to CSV", "42", 1),
-        CardDraft("Derived title here", "Derived title here. More.", None, 2),
-        CardDraft("A plain string card", "A plain string card.", None, 3),
-    ]
-
-
-def test_json_cards_object_is_accepted() -> None:
-    cards = split("cards.json", '{"cards": [{"title": "a", "body": "b"}], "other": 1}')
-    assert cards == [CardDraft("a", "b", None, 0)]
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ('[{"title": "a",}]', "not valid JSON"),
-        ('{"title": "a", "body": "b"}', "Expected a JSON array"),
-        ('{"cards": {"title": "a"}}', "got an object"),
-        ("42", "got a number"),
-        ('[{"title": "a"}, 7]', "item [1] is a number"),
-        ('{"cards": [null]}', "item cards[0] is null"),
-        ('[{"title": ["a"]}]', "'title' is an array"),
-        ('[{"title": "a", "body": true}]', "'body' is a boolean"),
-        ("[" * 100_000 + "]" * 100_000, "JSON"),
-    ],
-)
-def test_json_of_the_wrong_shape_is_invalid_with_the_reason(text: str, reason: str) -> None:
-    error = refused("cards.json", text)
-    assert (error.code, error.status) == ("input_invalid", 422)
-    assert reason in error.detail
-
-
-def test_json_empty_array_has_no_cards() -> None:
-    assert refused("cards.json", "[]").code == "no_cards"
-    assert refused("cards.json", '[{"title": "", "body": "  "}]').code == "no_cards"
-
-
 # --- ids -----------------------------------------------------------------------------------
 
 
@@ -450,41 +324,6 @@ def test_helpers() -> None:
     assert clean_body("a\r\nb\rc\f") == "a\nb\nc"
 
 
-# --- encodings and binary files ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "hint"),
-    [
-        ("spec.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "PDF"),
-        ("cards.csv", b"PK\x03\x04\x14\x00\x06\x00", "ZIP"),
-        ("notes.md", b"\x89PNG\r\n\x1a\n\x00\x00", "PNG"),
-        ("notes.txt", b"hello\x00world", "NUL"),
-        ("notes.md", b"caf\xe9 au lait", "UTF-8"),
-        ("cards.json", b'[{"title": "caf\xe9"}]', "UTF-8"),
-        ("notes.txt", b"\x81\x8d\x8f\x90\x9d", "Windows-1252"),
-        ("notes.txt", bytes(range(1, 9)) * 20 + b"some text", "control characters"),
-        ("notes.txt", b"\xff\xfeA\x00\x00", "UTF-16"),
-    ],
-)
-def test_binary_or_undecodable_files_are_unreadable(name: str, data: bytes, hint: str) -> None:
-    error = refused(name, data)
-    assert (error.code, error.status) == ("unreadable_file", 415)
-    assert hint in error.detail
-
-
-def test_utf8_bom_and_a_stray_control_character_are_fine() -> None:
-    cards = split("a.md", b"\xef\xbb\xbf## Caf\xc3\xa9\nbody\x1a\n## B\nb\n")
-    assert titles(cards) == ["Caf\u00e9", "B"]
-    assert cards[0].body == "body"
-
-
-def test_markdown_in_windows_1252_is_refused_but_text_is_read() -> None:
-    data = "Caf\u00e9 menu\nMore\n".encode("cp1252")
-    assert refused("a.md", data).code == "unreadable_file"
-    assert split("a.txt", data)[0].title == "Caf\u00e9 menu"
-
-
 # --- limits --------------------------------------------------------------------------------
 
 
@@ -535,13 +374,6 @@ def test_card_over_the_character_limit_is_422_naming_the_card() -> None:
     assert error.title == "Card too long"
     assert error.extra == {"limit": 40, "position": 1, "card_title": "Long one", "length": 58}
     assert len(split("a.md", text, max_card_chars=58)) == 2
-
-
-def test_csv_cell_over_the_csv_modules_own_cap_is_card_too_long() -> None:
-    error = refused("a.csv", "title,body\na,b\nc," + "z" * 140_000 + "\n")
-    assert (error.code, error.status) == ("card_too_long", 422)
-    assert "CSV row 3" in error.detail
-    assert error.extra == {"limit": 20_000}
 
 
 def test_card_too_long_names_the_csv_row() -> None:
