@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import new_event_id
-from services.gateway import commands, controls, export, queries, uploads
+from services.gateway import commands, controls, export, quality_api, queries, uploads
 from services.gateway.auth import tenant_of
 from services.gateway.problems import Problem
 from services.gateway.tables import uploads as uploads_table
@@ -326,7 +326,9 @@ async def export_backlog(
     tenant: Tenant,
     format: Annotated[export.ExportFormat, Query()] = export.ExportFormat.JSON,
 ) -> Response:
-    backlog = await _backlog(request, tenant, project_id)
+    backlog = await quality_api.with_quality(
+        request, tenant, await _backlog(request, tenant, project_id)
+    )
     if format is export.ExportFormat.JSON:
         text = export.render_json(backlog)
     elif format is export.ExportFormat.CSV:

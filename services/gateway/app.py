@@ -33,6 +33,7 @@ from contracts.topics import (
 from services.gateway.api import router
 from services.gateway.problem_handlers import install_problem_handlers
 from services.gateway.projection import Projection
+from services.gateway.quality_api import router as quality_router
 from services.gateway.request_metrics import RequestMetrics
 from services.gateway.watch import RunWatch
 from services.gateway.web import router as web_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(RequestMetrics)
     app.include_router(router)
+    app.include_router(quality_router)  # /v1/projects/{id}/quality and /questions
     app.include_router(web_router)  # the web page at / (services/gateway/web)
 
     @app.get("/healthz", tags=["operations"])

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from contracts.backlog import Epic, Story, Subtask
+from services.gateway.quality import QualityReport
 
 
 class ExportFormat(StrEnum):
@@ -91,6 +92,9 @@ class BacklogCounts:
 class Backlog:
     project: ProjectRef
     epics: tuple[EpicNode, ...] = ()
+    # The project's quality report with whole lists (open questions included); each format
+    # renders it after the items when it is given.
+    quality: QualityReport | None = None
 
     @property
     def counts(self) -> BacklogCounts:
@@ -120,6 +124,7 @@ class Backlog:
                 )
                 for node in sorted(self.epics, key=lambda n: (n.epic.order, n.epic.epic_id))
             ),
+            self.quality,
         )
 
     @classmethod
@@ -149,6 +154,7 @@ def build_backlog(
     epics: Iterable[Epic],
     stories: Iterable[Story],
     subtasks: Iterable[Subtask],
+    quality: QualityReport | None = None,
 ) -> Backlog:
     """A backlog from flat rows, ordered. A story whose epic or a subtask whose story is not
     in the input (a projection still catching up) is left out, never shown at the top."""
@@ -160,7 +166,7 @@ def build_backlog(
         node = StoryNode(story, tuple(by_story.get(story.story_id, ())))
         by_epic.setdefault(story.epic_id, []).append(node)
     nodes = tuple(EpicNode(epic, tuple(by_epic.get(epic.epic_id, ()))) for epic in epics)
-    return Backlog(project, nodes).ordered()
+    return Backlog(project, nodes, quality).ordered()
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ def build_backlog(
 
 def backlog_to_dict(backlog: Backlog) -> dict[str, Any]:
     backlog = backlog.ordered()
-    return {
+    body = {
         "project": {"id": backlog.project.id, "name": backlog.project.name},
         "epics": [
             {
@@ -184,6 +190,11 @@ def backlog_to_dict(backlog: Backlog) -> dict[str, Any]:
             for node in backlog.epics
         ],
     }
+    if backlog.quality is not None:
+        report = backlog.quality.model_dump(mode="json")
+        body["open_questions"] = report.pop("open_questions")
+        body["quality"] = report
+    return body
 
 
 def render_json(backlog: Backlog) -> str:
@@ -270,6 +281,104 @@ def csv_rows(backlog: Backlog) -> list[dict[str, str]]:
                         "depends_on": LIST_SEPARATOR.join(subtask.depends_on),
                     }
                 )
+    if backlog.quality is not None:
+        rows += quality_csv_rows(backlog.quality)
+    return rows
+
+
+def _row(type_: str, **cells: str) -> dict[str, str]:
+    return {column: "" for column in CSV_COLUMNS} | {"type": type_} | cells
+
+
+def _percent(share: float | None) -> str:
+    return "unknown" if share is None else f"{100 * share:.1f} %"
+
+
+def quality_csv_rows(report: QualityReport) -> list[dict[str, str]]:
+    """The quality report after the items, in the same columns: a ``quality`` row with the
+    coverage, a ``finding`` row per finding (``kind`` says which) and a ``question`` row per
+    open question (``parent_id`` its card, ``details`` its span). A tracker import that takes
+    only epics, stories and subtasks filters on ``type``."""
+    coverage = report.coverage
+    rows = [
+        _row(
+            "quality",
+            id=report.project_id,
+            title="Coverage of the author's requirements",
+            kind="coverage",
+            estimate=_number(round(100 * coverage.share, 1)) if coverage.share is not None else "",
+            estimate_unit="percent",
+            details=f"{coverage.covered} of {coverage.total} requirements cited by a story "
+            f"that is not junk ({_percent(coverage.share)})",
+        )
+    ]
+    rows += [
+        _row(
+            "finding",
+            id=r.requirement_id,
+            parent_id=r.card_id,
+            title=r.text,
+            kind="uncovered_requirement",
+            details=f"No story cites it{'; author id ' + r.author_id if r.author_id else ''}",
+            requirement_ids=r.requirement_id,
+        )
+        for r in report.uncovered
+    ]
+    rows += [
+        _row("finding", id=u.story_id, title=u.title, kind="untestable", details=u.reason)
+        for u in report.untestable
+    ]
+    rows += [
+        _row(
+            "finding",
+            id=s.story_id,
+            title=s.title,
+            kind="no_requirement",
+            details="Cites none of the author's requirements",
+        )
+        for s in report.stories_without_requirement
+    ]
+    for group in report.duplicates:
+        first, *others = group.items
+        rows += [
+            _row(
+                "finding",
+                id=item.id,
+                parent_id=group.story_id or "",
+                title=item.title,
+                kind="duplicate",
+                details=f"{group.reason.replace('_', ' ')} as {first.id} "
+                f"(similarity {group.similarity:g})",
+            )
+            for item in others
+        ]
+    rows += [
+        _row("finding", id=j.id, title=j.title, kind="junk", details=f"{j.kind}: {j.reason}")
+        for j in report.junk
+    ]
+    rows += [
+        _row(
+            "finding",
+            id=o.id,
+            title=o.title,
+            kind="oversized",
+            estimate=_number(o.size),
+            estimate_unit=o.unit,
+            details=f"{o.kind} over {_number(o.limit)} {o.unit}",
+        )
+        for o in report.oversized
+    ]
+    rows += [
+        _row(
+            "question",
+            parent_id=q.card_id,
+            title=q.text,
+            kind="open_question",
+            details=f"card {q.card_title}"
+            + (f", characters {q.source_span.start}-{q.source_span.end}" if q.source_span else ""),
+        )
+        for q in report.open_questions
+    ]
     return rows
 
 
@@ -353,7 +462,85 @@ def render_markdown(backlog: Backlog) -> str:
             lines += ["", *_block(epic.goal)]
         for s_index, child in enumerate(node.stories, start=1):
             lines += _story_markdown(f"{e_index}.{s_index}", child)
+    if backlog.quality is not None:
+        lines += quality_markdown(backlog.quality)
     return "\n".join(lines) + "\n"
+
+
+def _titled(ident: str, title: str) -> str:
+    return f"{_inline(title)} `{ident}`"
+
+
+def _section(title: str, entries: list[str]) -> list[str]:
+    return ["", f"### {title} ({len(entries)})", "", *entries] if entries else []
+
+
+def quality_markdown(report: QualityReport) -> list[str]:
+    """The quality report and the open questions as sections after the backlog."""
+    c, coverage = report.counts, report.coverage
+    lines = [
+        "",
+        "## Quality",
+        "",
+        f"Coverage: {coverage.covered} of {coverage.total} of the author's requirements are "
+        f"cited by a story that is not junk ({_percent(coverage.share)}).",
+        "",
+        "| measure | count |",
+        "| --- | --- |",
+        f"| uncovered requirements | {c.requirements_uncovered} |",
+        f"| stories without a testable criterion | {c.stories_untestable} |",
+        f"| stories citing no requirement | {c.stories_without_requirement} |",
+        f"| duplicates (in {c.duplicate_groups} groups) | {c.duplicates} |",
+        f"| junk items | {c.junk} |",
+        f"| stories over {report.thresholds.max_story_points} points | {c.oversized_stories} |",
+        f"| subtasks over {_number(report.thresholds.max_subtask_hours)} hours "
+        f"| {c.oversized_subtasks} |",
+        f"| open questions | {c.open_questions} |",
+    ]
+    lines += _section(
+        "Uncovered requirements",
+        [
+            f"- {_inline(r.author_id + ': ') if r.author_id else ''}{_inline(r.text)} "
+            f"`{r.requirement_id}` (card {_inline(r.card_title)})"
+            for r in report.uncovered
+        ],
+    )
+    lines += _section(
+        "Stories without a testable criterion",
+        [f"- {_titled(u.story_id, u.title)}: {_inline(u.reason)}" for u in report.untestable],
+    )
+    lines += _section(
+        "Stories citing no requirement",
+        [f"- {_titled(s.story_id, s.title)}" for s in report.stories_without_requirement],
+    )
+    lines += _section(
+        "Duplicates",
+        [
+            f"- {d.kind}s, {d.reason.replace('_', ' ')} ({d.similarity:g}): "
+            + "; ".join(_titled(i.id, i.title) for i in d.items)
+            for d in report.duplicates
+        ],
+    )
+    lines += _section(
+        "Junk",
+        [f"- {j.kind} {_titled(j.id, j.title)}: {_inline(j.reason)}" for j in report.junk],
+    )
+    lines += _section(
+        "Oversized",
+        [
+            f"- {o.kind} {_titled(o.id, o.title)}: {_number(o.size)} {o.unit} "
+            f"(over {_number(o.limit)})"
+            for o in report.oversized
+        ],
+    )
+    lines += ["", "## Open questions", ""]
+    lines += [
+        f"- {_inline(q.text)} (card {_inline(q.card_title)} `{q.card_id}`"
+        + (f", characters {q.source_span.start}-{q.source_span.end}" if q.source_span else "")
+        + ")"
+        for q in report.open_questions
+    ] or ["None."]
+    return lines
 
 
 def _story_markdown(number: str, child: StoryNode) -> list[str]:

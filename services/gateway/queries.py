@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.backlog import Epic, Story, Subtask
-from services.gateway import runview
+from contracts.backlog import CardAnalysis, Epic, Story, Subtask
+from services.gateway import quality, runview
 from services.gateway.problems import not_found
 from services.gateway.projection import as_utc, load_facts
 from services.gateway.tables import (
@@ -43,7 +43,7 @@ async def project_row(session: AsyncSession, tenant: str, project_id: str) -> An
     return row
 
 
-async def kpis(session: AsyncSession, project_id: str) -> dict[str, int]:
+async def kpis(session: AsyncSession, project_id: str) -> dict[str, Any]:
     async def count(table: Any, *where: Any) -> int:
         statement = (
             select(func.count()).select_from(table).where(table.c.project_id == project_id, *where)
@@ -57,7 +57,60 @@ async def kpis(session: AsyncSession, project_id: str) -> dict[str, int]:
         "epics": await count(epics, epics.c.superseded_by.is_(None)),
         "stories": await count(stories, stories.c.epic_id.not_in(hidden)),
         "subtasks": await count(subtasks, subtasks.c.epic_id.not_in(hidden)),
+    } | await coverage_kpis(session, project_id)
+
+
+async def coverage_kpis(session: AsyncSession, project_id: str) -> dict[str, Any]:
+    """The author's requirements, those a story that is not junk cites, and their share:
+    counted by ``quality.coverage``, as the quality report counts them."""
+    analyses = await session.execute(
+        select(cards.c.card_id, cards.c.analysis).where(
+            cards.c.project_id == project_id,
+            cards.c.analysis_status == "analyzed",
+            cards.c.analysis.is_not(None),
+        )
+    )
+    # Plain JSON, not models: the KPIs are read on every poll of the project.
+    requirements = [
+        quality.RequirementRow(str(r["id"]), row.card_id)
+        for row in analyses
+        for r in json.loads(row.analysis).get("requirements", ())
+    ]
+    story_rows = await session.execute(
+        select(stories.c.story).where(
+            stories.c.project_id == project_id,
+            stories.c.epic_id.not_in(superseded_epic_ids(project_id)),
+        )
+    )
+    citations = []
+    for (text,) in story_rows:
+        story = json.loads(text)
+        citations.append(
+            quality.Citation(story["story_id"], story["title"], story.get("requirement_ids", []))
+        )
+    counted, _, _ = quality.coverage(requirements, citations)
+    return {
+        "requirements": counted.total,
+        "requirements_covered": counted.covered,
+        "coverage": counted.share,
     }
+
+
+async def analysed_cards(session: AsyncSession, project_id: str) -> list[quality.AnalysedCard]:
+    """The project's analysed cards with their analyses, in card order."""
+    rows = await session.execute(
+        select(cards.c.card_id, cards.c.title, cards.c.analysis)
+        .where(
+            cards.c.project_id == project_id,
+            cards.c.analysis_status == "analyzed",
+            cards.c.analysis.is_not(None),
+        )
+        .order_by(cards.c.position)
+    )
+    return [
+        quality.AnalysedCard(r.card_id, r.title, CardAnalysis.model_validate_json(r.analysis))
+        for r in rows
+    ]
 
 
 def superseded_epic_ids(project_id: str) -> Any:
