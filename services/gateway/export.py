@@ -500,7 +500,7 @@ def quality_markdown(report: QualityReport) -> list[str]:
     lines += _section(
         "Uncovered requirements",
         [
-            f"- {_inline(r.author_id + ': ') if r.author_id else ''}{_inline(r.text)} "
+            f"- {_inline(r.author_id) + ': ' if r.author_id else ''}{_inline(r.text)} "
             f"`{r.requirement_id}` (card {_inline(r.card_title)})"
             for r in report.uncovered
         ],

@@ -143,12 +143,17 @@ def check_backlog(client: httpx.Client, project_id: str) -> dict[str, Any]:
 
     project = client.get(f"/v1/projects/{project_id}").json()
     cards = client.get(f"/v1/projects/{project_id}/cards").json()["cards"]
+    coverage = client.get(f"/v1/projects/{project_id}/quality").json()["coverage"]
     assert project["kpis"] == {
         "cards": len(cards),
         "cards_analyzed": sum(1 for c in cards if c["analysis_status"] == "analyzed"),
         "epics": len(epics),
         "stories": len(stories),
         "subtasks": len(subtasks),
+        # The KPI counts coverage as the quality report does (one function behind both).
+        "requirements": coverage["total"],
+        "requirements_covered": coverage["covered"],
+        "coverage": coverage["share"],
     }
     assert project["kpis"]["cards_analyzed"] == len(cards)
     listed = client.get(f"/v1/projects/{project_id}/epics").json()["epics"]

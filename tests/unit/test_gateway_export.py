@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
 
 import pytest
 
+from contracts.backlog import (
+    CardAnalysis,
+    CardKind,
+    OpenQuestion,
+    Priority,
+    Requirement,
+    SourceSpan,
+)
 from services.gateway.export import (
     CSV_COLUMNS,
     MEDIA_TYPES,
@@ -24,6 +33,7 @@ from services.gateway.export import (
     render_json,
     render_markdown,
 )
+from services.gateway.quality import AnalysedCard, build_report
 from tests.unit.gateway_samples import PROJECT, epic, sample_backlog, story, subtask
 
 EPIC_IDS = ["ep_a", "ep_b"]
@@ -221,3 +231,85 @@ def test_media_types() -> None:
     assert MEDIA_TYPES[ExportFormat.CSV] == "text/csv; charset=utf-8"
     assert set(MEDIA_TYPES) == set(ExportFormat)
     assert [f.value for f in ExportFormat] == ["json", "csv", "markdown"]
+
+
+# --- the quality section ---------------------------------------------------------------------
+
+
+def _with_quality() -> Backlog:
+    backlog = sample_backlog()
+    question = "=HYPERLINK(x) Which *wording* do we use? TBD"
+    card = AnalysedCard(
+        "card_1",
+        "Checkout",
+        CardAnalysis(
+            card_id="card_1",
+            summary="Checkout.",
+            kind=CardKind.FEATURE,
+            personas=["shopper"],
+            requirements=[
+                Requirement(
+                    id="card_1:R1", text="Users pay.", source_span=SourceSpan(start=0, end=10)
+                ),
+                Requirement(
+                    id="card_1:R2",
+                    text="Guests check out without an account.",
+                    source_span=SourceSpan(start=11, end=47),
+                    author_id="FR-02",
+                ),
+            ],
+            priority=Priority.P1,
+            open_questions=[question],
+            questions=[OpenQuestion(text=question, source_span=SourceSpan(start=48, end=90))],
+        ),
+    )
+    nodes = backlog.epics
+    report = build_report(
+        PROJECT.id,
+        [card],
+        [n.epic for n in nodes],
+        [c.story for n in nodes for c in n.stories],
+        [s for n in nodes for c in n.stories for s in c.subtasks],
+        limit=None,
+    )
+    return dataclasses.replace(backlog, quality=report)
+
+
+def test_json_carries_the_quality_report_and_open_questions() -> None:
+    data = json.loads(render_json(_with_quality()))
+    assert data["quality"]["coverage"] == {"covered": 1, "total": 2, "share": 0.5}
+    assert [r["requirement_id"] for r in data["quality"]["uncovered"]] == ["card_1:R2"]
+    assert "open_questions" not in data["quality"]  # once, at the top
+    (question,) = data["open_questions"]
+    assert (question["card_id"], question["source_span"]) == ("card_1", {"start": 48, "end": 90})
+    # The items are read back as before.
+    assert Backlog.from_dict(data).epics == sample_backlog().epics
+    assert "quality" not in json.loads(render_json(sample_backlog()))
+
+
+def test_csv_appends_quality_findings_and_questions_after_the_items() -> None:
+    rows = parse_csv(render_csv(_with_quality()))
+    types = [r["type"] for r in rows]
+    assert types[: len(csv_rows(sample_backlog()))] == [
+        r["type"] for r in csv_rows(sample_backlog())
+    ]
+    (coverage,) = [r for r in rows if r["type"] == "quality"]
+    assert (coverage["estimate"], coverage["estimate_unit"]) == ("50", "percent")
+    findings = {(r["kind"], r["id"]) for r in rows if r["type"] == "finding"}
+    assert ("uncovered_requirement", "card_1:R2") in findings
+    assert ("untestable", "st_b1") in findings  # its criteria list is empty
+    (question,) = [r for r in rows if r["type"] == "question"]
+    assert question["parent_id"] == "card_1"
+    assert question["title"].startswith("'=HYPERLINK")  # neutralised like every cell
+    assert question["details"] == "card Checkout, characters 48-90"
+
+
+def test_markdown_has_quality_and_open_questions_sections_escaped() -> None:
+    text = render_markdown(_with_quality())
+    assert "\n## Quality\n" in text
+    assert "Coverage: 1 of 2 of the author's requirements" in text
+    assert "| uncovered requirements | 1 |" in text
+    assert "- FR-02: Guests check out without an account. `card_1:R2`" in text
+    assert "\n## Open questions\n" in text
+    assert "Which \\*wording\\* do we use? TBD (card Checkout `card_1`, characters 48-90)" in text
+    assert "## Quality" not in render_markdown(sample_backlog())
