@@ -4,6 +4,7 @@
     cardflow status RUN [--follow]
     cardflow runs [--project ID]
     cardflow export PROJECT [--format json|csv|markdown] [-o FILE]
+    cardflow quality PROJECT | questions PROJECT
     cardflow cancel RUN | retry RUN
     cardflow health
     cardflow dlq list [--topic T] | dlq replay (--topic T | --id EVENT_ID...) [--dry-run]
@@ -35,7 +36,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from services.gateway import dlq_cli
+from services.gateway import dlq_cli, quality_view
 from services.gateway.progress_view import (
     STAGE_ORDER,
     TERMINAL_STATUSES,
@@ -140,6 +141,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--format", choices=EXPORT_FORMATS, default="markdown", help="(default: markdown)"
     )
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+
+    for command, what in (
+        ("quality", "show a project's quality report"),
+        ("questions", "list a project's open questions"),
+    ):
+        sub = commands.add_parser(command, parents=[common], help=what)
+        sub.add_argument("project_id", metavar="PROJECT")
 
     for action, what in (("cancel", "stop a run"), ("retry", "rerun a run's failed items")):
         sub = commands.add_parser(action, parents=[common], help=what)
@@ -879,6 +887,40 @@ def cmd_export(ctx: Context) -> int:
     return EXIT_OK
 
 
+QUALITY_PAGE = 200  # the API's largest page
+
+
+def cmd_quality(ctx: Context) -> int:
+    project_id = ctx.args.project_id
+    report = ctx.gateway.get_json(
+        f"/v1/projects/{project_id}/quality", params={"limit": QUALITY_PAGE}
+    )
+    if ctx.args.json:
+        ctx.console.print(json.dumps(report, indent=2))
+        return EXIT_OK
+    name = str(ctx.gateway.get_json(f"/v1/projects/{project_id}").get("name") or "")
+    for line in quality_view.quality_lines(report, name):
+        ctx.console.print(line)
+    return EXIT_OK
+
+
+def cmd_questions(ctx: Context) -> int:
+    """Every open question: the pages of ``GET .../questions`` one after another."""
+    path = f"/v1/projects/{ctx.args.project_id}/questions"
+    questions: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = ctx.gateway.get_json(path, params={"offset": offset, "limit": QUALITY_PAGE})
+        questions += page.get("questions") or []
+        offset = page.get("next_offset")
+    if ctx.args.json:
+        ctx.console.print(json.dumps({"questions": questions}, indent=2))
+        return EXIT_OK
+    for line in quality_view.questions_lines(questions):
+        ctx.console.print(line)
+    return EXIT_OK
+
+
 def cmd_action(ctx: Context) -> int:
     """``cancel`` or ``retry``: POST /v1/runs/{id}/<action>."""
     args, action = ctx.args, ctx.args.command
@@ -931,6 +973,8 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "status": cmd_status,
     "runs": cmd_runs,
     "export": cmd_export,
+    "quality": cmd_quality,
+    "questions": cmd_questions,
     "cancel": cmd_action,
     "retry": cmd_action,
     "health": cmd_health,

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.gateway import cli
+from services.gateway import cli, quality, quality_view
+from tests.unit.gateway_samples import sample_backlog
+from tests.unit.test_gateway_quality import analysed
 
 URL = "http://gw.test"
 KEY = "test-key"
@@ -704,3 +706,108 @@ def test_health_needs_no_key(gateway: FakeGateway) -> None:
     )
     assert code == 1
     assert json.loads(out.getvalue())["broker"] is False
+
+
+# --- quality and questions ---------------------------------------------------------------------
+
+
+def quality_report() -> dict[str, Any]:
+    """A report as the gateway answers it: built by the gateway's own quality module."""
+    nodes = sample_backlog().epics
+    stories = [c.story for n in nodes for c in n.stories]
+    subtasks = [s for n in nodes for c in n.stories for s in c.subtasks]
+    report = quality.build_report("prj_1", [analysed("card_1")], [], stories, subtasks)
+    return report.model_dump(mode="json")
+
+
+class QualityGateway(FakeGateway):
+    def __init__(self, questions: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.questions = questions
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/projects/prj_1/quality":
+            self.requests.append(request)
+            return httpx.Response(200, json=quality_report())
+        if path == "/v1/projects/prj_1/questions":
+            self.requests.append(request)
+            offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+            end = offset + limit
+            return httpx.Response(
+                200,
+                json={
+                    "questions": self.questions[offset:end],
+                    "total": len(self.questions),
+                    "next_offset": end if end < len(self.questions) else None,
+                },
+            )
+        if path.endswith(("/quality", "/questions")):
+            self.requests.append(request)
+            return problem(404, "not_found", "No project with id 'nope'.")
+        return super().handle(request)
+
+
+def test_quality_prints_counts_and_findings() -> None:
+    gateway = QualityGateway([])
+    code, out, _ = call(gateway, ["quality", "prj_1"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Quality of field-service (prj_1)"
+    # card_1:R1 is cited by the sample's stories; R2 is the markup one, cited by none.
+    assert lines[1].startswith("coverage: 50.0 %, 1 of 2 of the author's requirements")
+    assert "uncovered requirements: 1" in lines
+    assert "stories without a testable criterion: 1" in lines
+    assert any(line.startswith("  st_b1  ") and "no acceptance criteria" in line for line in lines)
+    assert "junk (markup 1): 1" in lines
+    assert "open questions: 2" in lines
+    code, out, _ = call(gateway, ["quality", "prj_1", "--json"])
+    assert json.loads(out)["coverage"]["share"] == 0.5
+    assert gateway.calls("GET", "/quality")[0].url.params["limit"] == "200"
+
+
+def test_quality_lists_are_cut_with_a_count_of_the_rest() -> None:
+    report = quality_report()
+    report["untestable"] = [
+        {"story_id": f"s{n}", "title": f"Story {n}", "reason": "no acceptance criteria"}
+        for n in range(25)
+    ]
+    report["counts"]["stories_untestable"] = 40
+    lines = quality_view.quality_lines(report)
+    listed = [line for line in lines if line.startswith("  s") and "Story" in line]
+    assert len(listed) == quality_view.SHOWN_PER_LIST
+    assert f"  ... {40 - quality_view.SHOWN_PER_LIST} more (--json for the lists)" in lines
+
+
+def test_questions_reads_every_page_and_groups_by_card() -> None:
+    asked = [
+        {
+            "card_id": f"c{n // 150}",
+            "card_title": f"Card {n // 150}",
+            "text": f"Question {n}?",
+            "source_span": {"start": n, "end": n + 5} if n % 2 else None,
+        }
+        for n in range(450)
+    ]
+    gateway = QualityGateway(asked)
+    code, out, _ = call(gateway, ["questions", "prj_1"])
+    assert code == 0
+    assert [r.url.params["offset"] for r in gateway.calls("GET", "/questions")] == [
+        "0",
+        "200",
+        "400",
+    ]
+    lines = out.splitlines()
+    assert lines[0] == "450 open questions"
+    assert lines.count("Card 1 (card c1)") == 1
+    assert "  - Question 1?  [characters 1-6]" in lines
+    assert "  - Question 0?  [no span]" in lines
+    code, out, _ = call(gateway, ["questions", "prj_1", "--json"])
+    assert len(json.loads(out)["questions"]) == 450
+    assert call(QualityGateway([]), ["questions", "prj_1"])[1] == "no open questions\n"
+
+
+def test_quality_of_an_unknown_project_is_an_api_error() -> None:
+    code, _, err = call(QualityGateway([]), ["quality", "nope"])
+    assert code == cli.EXIT_ERROR
+    assert "not_found" in err
