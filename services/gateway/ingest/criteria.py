@@ -9,6 +9,7 @@ from services.gateway.ingest.normalise import _LIST_MARKER, clean_title
 
 _STEPS = ("given", "when", "then")
 _CONTINUATIONS = ("and", "but")
+_LABEL_MAX_CHARS = 60
 _SECTION_NAMES = frozenset({"acceptance criteria", "acceptance criterion", "acceptance", "ac"})
 
 
@@ -103,6 +104,8 @@ def criteria_section(body: str) -> list[str]:
     with ":") of a body, up to the next heading or the first blank line after its items."""
     lines = body.split("\n")
     for index, line in enumerate(lines):
+        if len(line) > _LABEL_MAX_CHARS:
+            continue  # cheap: only a short line can be the label
         label = strip_marks(line).rstrip(":").strip().lower()
         if label not in _SECTION_NAMES:
             continue

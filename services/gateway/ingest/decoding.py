@@ -36,7 +36,7 @@ _REPLACEMENT_UTF8 = _REPLACEMENT.encode("utf-8")
 _LEGACY_FORMATS = (UploadFormat.CSV, UploadFormat.TEXT)
 
 
-def _unreadable(detail: str, *, status: int | None = None, **extra: object) -> UploadError:
+def _unreadable(detail: str, *, status: int | None = None, **extra: int) -> UploadError:
     return UploadError("unreadable_file", detail, status=status, **extra)
 
 

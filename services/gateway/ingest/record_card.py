@@ -130,9 +130,7 @@ def record_draft(record: Record, *, file_name: str | None) -> CardDraft | None:
         body, _ = _append(body, "Acceptance criteria", criteria_lines)
     criteria: list[AcceptanceCriterion] = parse_criteria(criteria_lines or in_body)
 
-    requirements = [
-        _requirement(record, clean_title(body[span[0] : span[1]]), span, criteria, title)
-    ]
+    requirements = [_requirement(record, _folded(body[span[0] : span[1]]), span, criteria, title)]
     child_drafts = [child for child in record.children if clean_title(child.title)]
     if child_drafts:
         lines = [_child_line(child) for child in child_drafts]
@@ -151,6 +149,11 @@ def record_draft(record: Record, *, file_name: str | None) -> CardDraft | None:
     )
     external_id = clean_title(record.external_id) if record.external_id else None
     return CardDraft(title, body, external_id or None, 0, document)
+
+
+def _folded(text: str) -> str:
+    """Whitespace folded; the body is already clean (NFC, no control characters)."""
+    return " ".join(text.split())
 
 
 def _child_line(child: Record) -> str:
