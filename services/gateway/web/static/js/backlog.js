@@ -24,18 +24,6 @@ export function requirementIndex(cards = [], epics = []) {
   return index;
 }
 
-/** Share of analysed requirements some story traces to; null when not known yet. */
-export function coverage(cards, storyRequirementIds) {
-  const wanted = new Set();
-  for (const card of cards || []) {
-    for (const req of card.analysis?.requirements || []) wanted.add(req.id);
-  }
-  if (!wanted.size || !storyRequirementIds) return null;
-  let covered = 0;
-  for (const id of wanted) if (storyRequirementIds.has(id)) covered += 1;
-  return { covered, total: wanted.size };
-}
-
 function shortReq(id) {
   const tail = String(id).split(":").pop();
   return tail || id;

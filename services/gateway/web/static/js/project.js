@@ -1,10 +1,12 @@
 // A project's page: KPI strip, upload, a live progress panel per active run, the run dialog,
-// exports, and tabs for epics, stories, subtasks, cards and runs.
+// exports, and tabs for epics, stories, subtasks, cards, the quality report, the open
+// questions and runs.
 
 import { api, downloadExport, plainError } from "./api.js";
-import { cardsView, coverage, epicsView, requirementIndex, storiesView, subtasksView } from "./backlog.js";
+import { cardsView, epicsView, requirementIndex, storiesView, subtasksView } from "./backlog.js";
 import { STAGE_LABEL, TERMINAL, announce, count, cost, dateTime, duration, h, icon, plural, replace, setText, statusBadge, toast } from "./dom.js";
 import { RunPanel } from "./progress.js";
+import { QUESTIONS_PAGE, qualityView, questionsView } from "./quality.js";
 import { openRunDialog } from "./rundialog.js";
 import { focusHeading, setCrumbs, throttle } from "./shell.js";
 import { uploadZone } from "./upload.js";
@@ -14,6 +16,8 @@ const TABS = [
   ["stories", "Stories"],
   ["subtasks", "Subtasks"],
   ["cards", "Cards"],
+  ["quality", "Quality"],
+  ["questions", "Questions"],
   ["runs", "Runs"],
 ];
 const REFRESH_EVERY_MS = 10_000; // also finds runs started elsewhere (the CLI, another tab)
@@ -27,7 +31,7 @@ export class ProjectPage {
     this.tab = TABS.some(([t]) => t === tab) ? tab : "epics";
     this.panels = new Map(); // run id -> RunPanel
     this.dismissed = new Set();
-    this.data = { project: null, cards: [], storyGroups: [], epics: null, subtaskGroups: null, runs: null };
+    this.data = { project: null, cards: [], storyGroups: [], epics: null, subtaskGroups: null, runs: null, quality: null, questions: null };
     this.rendered = {}; // tab -> JSON of what it shows, to redraw only on change
     this.destroyed = false;
     this.refreshSoon = throttle(() => this.refresh(), REFRESH_WHILE_RUNNING_MS);
@@ -95,6 +99,8 @@ export class ProjectPage {
     if (tab === "epics") d.epics = (await api(`${this.base}/epics`)).epics;
     if (tab === "subtasks") d.subtaskGroups = (await api(`${this.base}/subtasks`)).epics;
     if (tab === "runs") d.runs = (await api(`${this.base}/runs`)).runs;
+    if (tab === "quality") d.quality = await api(`${this.base}/quality`);
+    if (tab === "questions") d.questions = await api(`${this.base}/questions?limit=${QUESTIONS_PAGE}`);
     if (!this.destroyed) this.renderTab(tab);
   }
 
@@ -241,9 +247,10 @@ export class ProjectPage {
 
   renderKpis() {
     const k = this.data.project.kpis;
-    const storyReqs = new Set(this.data.storyGroups.flatMap((g) => g.stories.flatMap((s) => s.requirement_ids || [])));
-    const cov = k.stories ? coverage(this.data.cards, storyReqs) : null;
-    const pct = cov ? Math.round((100 * cov.covered) / cov.total) : null;
+    // The gateway counts coverage (its quality report's count): the author's requirements a
+    // story that is not junk cites.
+    const cov = k.stories && k.requirements ? { covered: k.requirements_covered, total: k.requirements } : null;
+    const pct = cov ? Math.round(100 * k.coverage) : null;
     const tiles = [
       ["cards", "Cards", count(k.cards), k.cards ? "" : "upload a document"],
       ["analysed", "Analysed", count(k.cards_analyzed), k.cards ? `of ${count(k.cards)}` : ""],
@@ -273,7 +280,7 @@ export class ProjectPage {
         ),
       );
     }
-    const counts = { epics: k.epics, stories: k.stories, subtasks: k.subtasks, cards: k.cards, runs: this.data.runs?.length };
+    const counts = { epics: k.epics, stories: k.stories, subtasks: k.subtasks, cards: k.cards, runs: this.data.runs?.length, questions: this.data.questions?.total };
     for (const [tab] of TABS) {
       const el = this.tabButtons[tab].querySelector(".count");
       el.hidden = counts[tab] === undefined;
@@ -380,6 +387,8 @@ export class ProjectPage {
       subtasks: d.subtaskGroups,
       cards: d.cards,
       runs: d.runs,
+      quality: d.quality,
+      questions: d.questions,
     }[tab];
     if (source === null || source === undefined) return;
     const key = JSON.stringify(source);
@@ -397,11 +406,15 @@ export class ProjectPage {
     else if (tab === "stories") view = storiesView(d.storyGroups, index, runAction);
     else if (tab === "subtasks") view = subtasksView(d.subtaskGroups, index, runAction);
     else if (tab === "cards") view = cardsView(d.cards, null);
+    else if (tab === "quality") view = qualityView(d.quality);
+    else if (tab === "questions") view = questionsView(d.questions, this.base);
     else view = this.runsView(d.runs);
     replace(panel, this.tabHeadings[tab], view);
     restoreUiState(panel, keep);
     if (tab === "runs") setText(this.tabButtons.runs.querySelector(".count"), count(d.runs.length));
     this.tabButtons.runs.querySelector(".count").hidden = d.runs === null;
+    if (tab === "questions") setText(this.tabButtons.questions.querySelector(".count"), count(d.questions.total));
+    this.tabButtons.questions.querySelector(".count").hidden = d.questions === null;
   }
 
   runsView(runs) {
