@@ -16,7 +16,11 @@ _SECTION_NAMES = frozenset({"acceptance criteria", "acceptance criterion", "acce
 def strip_marks(line: str) -> str:
     """A line without its bullet or checkbox, bold marks, or heading hashes."""
     text = _LIST_MARKER.sub("", line, count=1).strip()
+    if text[:1] == "h" and text[1:2].isdigit() and text[2:3] == ".":
+        text = text[3:]  # a Jira wiki heading: "h3. Acceptance Criteria"
     text = text.lstrip("#").strip().replace("**", "").replace("__", "")
+    if text.startswith("*") and text[1:2] != " ":
+        text = text.replace("*", "")  # Jira wiki bold: "*Given* a cart, *when* ..."
     return clean_title(text)
 
 

@@ -36,8 +36,8 @@ _REPLACEMENT_UTF8 = _REPLACEMENT.encode("utf-8")
 _LEGACY_FORMATS = (UploadFormat.CSV, UploadFormat.TEXT)
 
 
-def _unreadable(detail: str, *, status: int | None = None, **extra: int) -> UploadError:
-    return UploadError("unreadable_file", detail, status=status, **extra)
+def _unreadable(detail: str) -> UploadError:
+    return UploadError("unreadable_file", detail)
 
 
 def decode(data: bytes, fmt: UploadFormat) -> str:
@@ -79,7 +79,8 @@ def _decode_8bit(data: bytes, fmt: UploadFormat) -> str:
     multibyte = sum(1 for char in replaced if char > "\x7f") - invalid
     if multibyte > 0:
         line = data.count(b"\n", 0, first_bad) + 1
-        raise _unreadable(
+        raise UploadError(
+            "unreadable_file",
             f"The file is UTF-8 with {invalid} invalid byte sequence"
             f"{'' if invalid == 1 else 's'}, the first at byte offset {first_bad} (line {line}); "
             "it is not read as Windows-1252, which would garble its other accented letters. "
@@ -97,7 +98,8 @@ def _decode_8bit(data: bytes, fmt: UploadFormat) -> str:
                 "The file is not valid UTF-8, UTF-16 or Windows-1252 text "
                 f"(undecodable byte at offset {legacy.start})."
             ) from None
-    raise _unreadable(
+    raise UploadError(
+        "unreadable_file",
         f"The file is not valid UTF-8 text (undecodable byte at offset {first_bad}).",
         offset=first_bad,
     )

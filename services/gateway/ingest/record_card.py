@@ -12,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from contracts.backlog import AcceptanceCriterion, RequirementKind, SourceSpan
-from contracts.documents import DocumentContext, StatedRequirement, StatementForm
+from contracts.documents import (
+    DocumentContext,
+    StatedRequirement,
+    StatementForm,
+    UserStoryParts,
+)
 from services.gateway.ingest.criteria import criteria_section, parse_criteria, strip_marks
 from services.gateway.ingest.model import DERIVED_TITLE_CHARS, TITLE_MAX_CHARS, CardDraft
 from services.gateway.ingest.normalise import clean_body, clean_title, derive_title, shorten
@@ -151,6 +156,23 @@ def record_draft(record: Record, *, file_name: str | None) -> CardDraft | None:
     return CardDraft(title, body, external_id or None, 0, document)
 
 
+def user_story_parts(text: str) -> UserStoryParts | None:
+    """ "As a <role>, I want <goal>, so that <benefit>." → its parts (plain finds, linear)."""
+    lowered = text.lower()
+    for opening in ("as a ", "as an "):
+        if lowered.startswith(opening):
+            want = lowered.find(" i want ", len(opening))
+            if want < 0:
+                return None
+            benefit = lowered.find(" so that ", want)
+            role = text[len(opening) : want].strip(" ,")
+            goal = text[want + 8 : benefit if benefit >= 0 else len(text)].strip(" ,.")
+            so_that = text[benefit + 9 :].strip(" ,.") if benefit >= 0 else ""
+            if role and goal:
+                return UserStoryParts(as_a=role, i_want=goal, so_that=so_that)
+    return None
+
+
 def _folded(text: str) -> str:
     """Whitespace folded; the body is already clean (NFC, no control characters)."""
     return " ".join(text.split())
@@ -173,6 +195,7 @@ def _requirement(
     priority = clean_title(record.priority or "") or label_priority(labels)
     return StatedRequirement(
         text=text,
+        user_story=user_story_parts(text),
         source_span=SourceSpan(start=span[0], end=span[1]),
         form=StatementForm.RECORD,
         kind=record_kind(record.record_type, labels),

@@ -231,6 +231,12 @@ def test_jira_epic_rows_group_the_stories_linking_to_them() -> None:
         "Highest",
         RequirementKind.FUNCTIONAL,
     )
+    assert story.user_story is not None
+    assert (story.user_story.as_a, story.user_story.i_want, story.user_story.so_that) == (
+        "shopper",
+        "to pay without an account",
+        "I finish quickly",
+    )
     (criterion,) = story.acceptance_criteria
     assert (criterion.given, criterion.when, criterion.then) == (
         "a cart with items",
@@ -240,6 +246,28 @@ def test_jira_epic_rows_group_the_stories_linking_to_them() -> None:
     assert criterion.text.startswith("Given a cart with items When I pay")
     assert slow.requirements[0].kind is RequirementKind.NON_FUNCTIONAL
     spans_point_into_bodies(cards)
+
+
+def test_jira_wiki_description_criteria_section_is_read_in_place() -> None:
+    # Jira Server keeps criteria inside the description, in its wiki markup.
+    text = (
+        "Summary,Issue key,Issue Type,Description\n"
+        'Reset password,OPS-9,Story,"Users reset a forgotten password.\n\n'
+        "h3. Acceptance Criteria\n"
+        "* *Given* a registered email, *when* I ask for a reset, *then* a link is sent\n"
+        '* The link works once"\n'
+    )
+    (card,) = read(text, "jira.csv")
+    assert "Acceptance criteria:" not in card.body  # nothing appended: they are in the text
+    assert card.document is not None
+    (requirement,) = card.document.requirements
+    gwt, plain = requirement.acceptance_criteria
+    assert (gwt.given, gwt.when, gwt.then) == (
+        "a registered email",
+        "I ask for a reset",
+        "a link is sent",
+    )
+    assert plain.text == "The link works once"
 
 
 # Jira Cloud: the parent is named by its issue id (Parent) and its summary (Parent summary).
