@@ -76,13 +76,14 @@ def name_key(name: str) -> str:
 def locate(names: list[str]) -> dict[Field, list[int]]:
     """Each field's column indexes (several for Jira's repeated "Labels" columns): the first
     accepted name present, every column of that name."""
-    keys = [name_key(name) for name in names]
+    at: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        at.setdefault(name_key(name), []).append(index)
     found: dict[Field, list[int]] = {}
     for field, accepted in NAMES.items():
         for wanted in accepted:
-            indexes = [index for index, key in enumerate(keys) if key == wanted]
-            if indexes:
-                found[field] = indexes
+            if wanted in at:
+                found[field] = at[wanted]
                 break
     if Field.EPIC_NAME in found and Field.TITLE not in found:
         found[Field.TITLE] = found[Field.EPIC_NAME]

@@ -38,6 +38,8 @@ _EPIC_TYPES = frozenset({"epic"})
 _SUBTASK_TYPES = frozenset({"subtask", "subtasks", "technicalsubtask"})
 _CONTEXT_CHARS = 1000
 _SHOWN_COLUMNS = 30
+_MAX_COLUMNS = 2000
+"""A Jira export of every field has a few hundred columns; far more is not a tracker sheet."""
 _METADATA_FIELDS = (Field.TYPE, Field.STATUS, Field.POINTS, Field.NUMERIC_ID)
 
 
@@ -50,6 +52,13 @@ def read_csv(text: str, *, file_name: str | None, limits: UploadLimits) -> list[
     delimiter = _sniff_delimiter(text, tab_first=tab_first)
     _check_quotes(text, delimiter)
     header, rows = _rows(text, delimiter, limits)
+    if len(header) > _MAX_COLUMNS:
+        raise UploadError(
+            "input_invalid",
+            f"The CSV header has {len(header)} columns; at most {_MAX_COLUMNS} are read. "
+            "Export fewer fields.",
+            limit=_MAX_COLUMNS,
+        )
     columns = locate(header)
     if not any(field in columns for field in REQUIRED):
         raise _unmapped(header)
@@ -85,7 +94,7 @@ def _sniff_delimiter(text: str, *, tab_first: bool) -> str:
             names = next(csv.reader([line], delimiter=delimiter), [])
         except csv.Error:
             names = []
-        found = len(locate(names))
+        found = len(locate(names[:_MAX_COLUMNS]))
         if found > best[0]:
             best = (found, delimiter)
     return best[1]

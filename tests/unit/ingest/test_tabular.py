@@ -124,6 +124,12 @@ def test_csv_without_a_title_or_body_column_is_invalid_naming_the_columns() -> N
     assert "title" in error.extra["accepted"]["title"]
 
 
+def test_csv_header_of_thousands_of_columns_is_refused_naming_the_limit() -> None:
+    error = refused("title" + ",x" * 2000 + "\na,b\n")
+    assert "The CSV header has 2001 columns; at most 2000 are read." in error.detail
+    assert read("title" + ",x" * 1999 + "\na,b\n")[0].title == "a"
+
+
 def test_csv_header_only_has_no_cards() -> None:
     assert read("title,body\n") == []
     assert read("\n\n  \n") == []
@@ -366,6 +372,7 @@ def timed(text: str) -> float:
         ("an unclosed quote then 5 MB", 'title,body\na,"' + "x\n" * 2_500_000),
         ("200,000 glued quotes", "title,body\n" + '"a"b,' * 200_000 + "\n"),
         ("1 MB of delimiters", "title,body\n" + "," * 1_000_000 + "\n"),
+        ("a header of 1,000,000 columns", "title" + ",x" * 1_000_000 + "\na,b\n"),
     ],
 )
 def test_worst_inputs_are_read_in_linear_time(label: str, text: str) -> None:
