@@ -54,7 +54,8 @@ def test_gold_schema(path: Path) -> None:
     gold = load(path)
     assert set(gold) == FIELDS
     for field in ("file", "shape", "source", "licence", "notes"):
-        assert isinstance(gold[field], str) and gold[field].strip(), field
+        assert isinstance(gold[field], str), field
+        assert gold[field].strip(), field
     assert (path.parent / gold["file"]).is_file()
     assert gold["requirements"], "a document with no requirements measures nothing"
     for requirement in gold["requirements"]:
@@ -63,7 +64,8 @@ def test_gold_schema(path: Path) -> None:
         assert requirement["id"] is None or (
             isinstance(requirement["id"], str) and requirement["id"].strip()
         )
-        assert isinstance(requirement["text"], str) and requirement["text"].strip()
+        assert isinstance(requirement["text"], str)
+        assert requirement["text"].strip()
     assert all(isinstance(q, str) and q.strip() for q in gold["questions"])
 
 
