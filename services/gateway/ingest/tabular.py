@@ -6,7 +6,7 @@ title nor a body column is ``input_invalid`` naming its columns and the accepted
 
 Jira: Epic rows are groups, not cards: the rows that link to one (Epic Link, Parent, Parent
 id by key, id or name; or a Parent summary) get its name as their heading path and its
-description as context. An epic no row links to is a card of its own. Sub-task rows are kept
+description as context; epics are cards only in a file of nothing but epics. Sub-task rows are kept
 as requirements of their parent's card (listed under "Sub-tasks:" in its body), not as cards;
 a sub-task whose parent is not in the file is a card under the parent's name.
 
@@ -264,7 +264,6 @@ def _records(rows: list[_Row]) -> list[Record]:
                 epics.setdefault(key, row)
             elif row.type_key not in _SUBTASK_TYPES:
                 by_key.setdefault(key, row)
-    linked: set[int] = set()
     cards: list[Record] = []
     for row in rows:
         if row.type_key in _EPIC_TYPES:
@@ -277,19 +276,15 @@ def _records(rows: list[_Row]) -> list[Record]:
                 continue
         epic = next((epics[r.lower()] for r in references if r and r.lower() in epics), None)
         if epic is not None:
-            linked.add(id(epic))
             row.record.group = epic.epic_name or epic.record.title
             row.record.context = shorten(clean_title(epic.record.description), _CONTEXT_CHARS)
         else:
             row.record.group = row.parent_name or row.epic_link or row.group_name or row.parent
         cards.append(row.record)
-    lonely = [row.record for row in rows if row.type_key in _EPIC_TYPES and id(row) not in linked]
-    # An epic no row links to keeps its text as a card (its own name as its heading path).
-    for record in lonely:
+    if cards:
+        return cards
+    # A file of epics only: the epics are its backlog (each its own heading path).
+    epic_records = [row.record for row in rows if row.type_key in _EPIC_TYPES]
+    for record in epic_records:
         record.group = record.title
-    return _in_file_order(rows, cards + lonely)
-
-
-def _in_file_order(rows: list[_Row], records: list[Record]) -> list[Record]:
-    chosen = {id(record) for record in records}
-    return [row.record for row in rows if id(row.record) in chosen]
+    return epic_records

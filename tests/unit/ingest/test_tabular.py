@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
+from pathlib import Path
 
 import pytest
 
 from contracts.backlog import RequirementKind
-from contracts.documents import StatementForm
+from contracts.documents import DocumentContext, StatementForm
 from services.gateway.ingest.decoding import decode
 from services.gateway.ingest.model import CardDraft, UploadError, UploadFormat, UploadLimits
 from services.gateway.ingest.tabular import read_csv
@@ -289,9 +291,9 @@ JIRA_CLOUD = (
 
 def test_jira_sub_tasks_are_requirements_of_their_parents_card() -> None:
     cards = read(JIRA_CLOUD, "jira.csv")
-    # APP-5 is an epic no row links to: its text is a card of its own.
-    assert [c.external_id for c in cards] == ["APP-2", "APP-5"]
-    digest, dark = cards
+    # APP-5 is an epic no row links to: still a group, not a requirement.
+    assert [c.external_id for c in cards] == ["APP-2"]
+    (digest,) = cards
     assert digest.body == (
         "Users get a daily digest.\n\nSub-tasks:\n- APP-3: Digest template\n"
         "- APP-4: Unsubscribe link"
@@ -304,9 +306,15 @@ def test_jira_sub_tasks_are_requirements_of_their_parents_card() -> None:
         ("APP-3", "APP-3: Digest template", "Medium"),
         ("APP-4", "APP-4: Unsubscribe link", "High"),
     ]
-    assert dark.document is not None
-    assert dark.document.heading_path == ["Dark mode"]
     spans_point_into_bodies(cards)
+
+
+def test_a_file_of_epics_only_makes_each_epic_a_card() -> None:
+    header, epic = JIRA_CLOUD.splitlines()[:2]
+    (card,) = read(f"{header}\n{epic}\n", "jira.csv")
+    assert (card.title, card.body) == ("Notifications", "Tell users what changed.")
+    assert card.document is not None
+    assert card.document.heading_path == ["Notifications"]
 
 
 def test_jira_sub_task_without_its_parent_in_the_file_is_a_card_under_the_parent_name() -> None:
@@ -379,3 +387,34 @@ def test_worst_inputs_are_read_in_linear_time(label: str, text: str) -> None:
     elapsed = timed(text)
     print(f"{label}: {elapsed:.3f} s")
     assert elapsed < 1.0
+
+
+# --- a real export -------------------------------------------------------------------------
+
+CORPUS = Path(__file__).parents[2] / "perf" / "corpus" / "jira-csv-cs4483"
+
+
+def test_a_real_jira_cloud_export_keeps_every_non_epic_issue_and_its_criteria() -> None:
+    # Jira Cloud "CSV (all fields)": 95 columns, repeated Labels, wiki markup, 7 epics,
+    # 28 stories and tasks, 33 sub-tasks (see the corpus' gold.json for its source).
+    data = (CORPUS / "Jira.csv").read_bytes()
+    gold = json.loads((CORPUS / "gold.json").read_text(encoding="utf-8"))
+    cards = read_bytes(data, "Jira.csv")
+    assert len(cards) == 28
+    found = [r.author_id for card in cards for r in (card.document or _empty()).requirements]
+    assert sorted(found) == sorted(entry["id"] for entry in gold["requirements"])
+    by_id = {card.external_id: card for card in cards}
+    testing = by_id["CS4483-54"].document
+    assert testing is not None
+    assert testing.heading_path == ["Deliverable 2 — Mid-Project Report (Unity Prototype)"]
+    criteria = testing.requirements[0].acceptance_criteria
+    assert [c.text for c in criteria][:2] == [
+        "At least 3 structured playtest sessions OR ≥ 5 documented feedback points.",
+        "Design changes are explicitly tracked (before → change → result).",
+    ]
+    assert len(criteria) == 5
+    spans_point_into_bodies(cards)
+
+
+def _empty() -> DocumentContext:
+    return DocumentContext()
