@@ -181,7 +181,10 @@ def _folded(text: str) -> str:
 def _child_line(child: Record) -> str:
     name = clean_title(child.title)
     key = clean_title(child.external_id or "")
-    return f"{key}: {name}" if key else name
+    line = f"{key}: {name}" if key else name
+    # Its text folded onto its bullet: the parent's card loses nothing of it.
+    description = _folded(clean_body(child.description))
+    return f"{line} — {description}" if description else line
 
 
 def _requirement(

@@ -73,6 +73,13 @@ def test_mostly_utf8_with_a_few_bad_bytes_is_422_naming_the_offset_not_mojibake(
     assert error.extra == {"offset": offset, "line": 3, "invalid_sequences": 1}
 
 
+def test_the_offset_counts_the_bom_bytes() -> None:
+    data = b"\xef\xbb\xbf" + "caf\u00e9 ".encode() + b"\xff"
+    error = refused(data, JSON)
+    assert error.status == 422
+    assert data[error.extra["offset"]] == 0xFF
+
+
 def test_a_genuine_replacement_character_is_not_counted_as_a_bad_byte() -> None:
     data = "ok \ufffd \u00e9 ".encode() + b"\xff\xfe"[1:] + b" and \x80"
     error = refused(data, TEXT)

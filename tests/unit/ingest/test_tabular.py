@@ -295,7 +295,7 @@ def test_jira_sub_tasks_are_requirements_of_their_parents_card() -> None:
     assert [c.external_id for c in cards] == ["APP-2"]
     (digest,) = cards
     assert digest.body == (
-        "Users get a daily digest.\n\nSub-tasks:\n- APP-3: Digest template\n"
+        "Users get a daily digest.\n\nSub-tasks:\n- APP-3: Digest template — HTML and text parts.\n"
         "- APP-4: Unsubscribe link"
     )
     assert digest.document is not None
@@ -303,7 +303,7 @@ def test_jira_sub_tasks_are_requirements_of_their_parents_card() -> None:
     ids = [(r.author_id, r.text, r.author_priority) for r in digest.document.requirements]
     assert ids == [
         ("APP-2", "Users get a daily digest.", "High"),
-        ("APP-3", "APP-3: Digest template", "Medium"),
+        ("APP-3", "APP-3: Digest template — HTML and text parts.", "Medium"),
         ("APP-4", "APP-4: Unsubscribe link", "High"),
     ]
     spans_point_into_bodies(cards)
