@@ -31,6 +31,8 @@ NEAR_DUPLICATE_SIMILARITY = 0.8
 RARE_WORDS_PER_ITEM = 3
 MAX_POSTING = 50
 MIN_TITLE_WORDS = 2
+# An epic names a feature area, often one word ("Reporting", "Invoicing").
+MIN_EPIC_TITLE_WORDS = 1
 MIN_TITLE_CHARS = 4
 # A quality report's lists are bounded; the counts say how many there are in all.
 DEFAULT_LIST_LIMIT = 50
@@ -63,10 +65,13 @@ METADATA_KEYS = frozenset(
     }
 )
 # A text ending on one of these words stops mid-phrase ("... the first release of the").
+# Particles that end phrasal verbs ("typed in", "log on", "opt out") are left out.
 DANGLING_WORDS = _word_set(
-    "the a an of to for with and or in on at by from that which as than into per via is are "
-    "be our their its"
+    "the a an of to for with and or from that which as than into per via is are be our their "
+    "its before after until unless because if when while whose but nor next"
 )
+# The subject is missing: "Be attached by customers from the web portal".
+SUBJECTLESS_STARTS = _word_set("be been being")
 ARTICLES = frozenset({"the", "a", "an"})
 PREPOSITIONS = _word_set("of to for with in on at by from into per via")
 CONTINUATIONS = frozenset({"and", "or", "but", "nor"})
@@ -105,7 +110,7 @@ SECTION_HEADINGS = frozenset(
 QUESTION_MARKERS = ("TBD", "TBC", "TODO")
 
 
-def junk_reason(text: str) -> str | None:
+def junk_reason(text: str, *, min_words: int = MIN_TITLE_WORDS) -> str | None:
     """Why ``text`` is not a backlog item's title or a requirement (``"markup: ..."``,
     ``"metadata: ..."``, ``"question: ..."``, ``"fragment: ..."``), or None when it reads as
     one. Linear in the text's length."""
@@ -117,7 +122,7 @@ def junk_reason(text: str) -> str | None:
         or _metadata(stripped)
         or _inline_markup(stripped)
         or _question(stripped)
-        or _fragment(stripped)
+        or _fragment(stripped, min_words)
     )
 
 
@@ -192,10 +197,11 @@ def _question(text: str) -> str | None:
     return None
 
 
-def _fragment(text: str) -> str | None:
-    words = [w.strip(".,;:!\"'()[]").lower() for w in text.split()]
+def _fragment(text: str, min_words: int) -> str | None:
+    raw = [w.strip(".,;:!()[]").lower() for w in text.split()]
+    words = [w.strip("\"'") for w in raw]
     words = [w for w in words if w]
-    if len(text) < MIN_TITLE_CHARS or len(words) < MIN_TITLE_WORDS:
+    if len(text) < MIN_TITLE_CHARS or len(words) < min_words:
         if " ".join(words) in SECTION_HEADINGS:
             return "fragment: a section heading, not an item"
         return f"fragment: too short ({len(words)} word{'s' if len(words) != 1 else ''})"
@@ -209,7 +215,10 @@ def _fragment(text: str) -> str | None:
         return f"fragment: ends on '{words[-1]}'"
     if words[0] in CONTINUATIONS:
         return f"fragment: starts with '{words[0]}'"
-    for before, after in pairwise(words):
+    if words[0] in SUBJECTLESS_STARTS:
+        return f"fragment: starts with '{words[0]}' (its subject is missing)"
+    # Quotes kept here: 'the "on the way" message' is no dangling "the on".
+    for before, after in pairwise(raw):
         if before in ARTICLES and (after in PREPOSITIONS or after in ARTICLES):
             return f"fragment: '{before} {after}'"
     if words[:2] == ["this", "document"] or words[:2] == ["this", "prd"]:
@@ -489,13 +498,18 @@ def untestable_reason(story: Story) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Titled:
+class TitledItem:
     kind: str
     id: str
     title: str
+    # Only items of one group can be near-duplicates: a test and a docs subtask on the same
+    # thing share most words and are still two pieces of work (the same title is still one).
+    group: str = ""
 
 
-def duplicate_groups(items: Sequence[_Titled], *, story_id: str | None = None) -> list[Duplicate]:
+def duplicate_groups(
+    items: Sequence[TitledItem], *, story_id: str | None = None
+) -> list[Duplicate]:
     """Groups of items with the same normalised title or similar word shingles. Near-linear:
     candidates share one of each item's rarest words, a too common word finds none."""
     parent = list(range(len(items)))
@@ -545,7 +559,7 @@ def duplicate_groups(items: Sequence[_Titled], *, story_id: str | None = None) -
         seen: set[int] = set()
         for word in rare:
             for j in postings[word]:
-                if j in seen:
+                if j in seen or items[j].group != items[i].group:
                     continue
                 seen.add(j)
                 score = similarity(sets[i], sets[j])
@@ -654,10 +668,10 @@ def build_report(
         if (reason := untestable_reason(s)) is not None
     ]
 
-    duplicates = duplicate_groups([_Titled("story", s.story_id, s.title) for s in stories])
-    by_story: dict[str, list[_Titled]] = defaultdict(list)
+    duplicates = duplicate_groups([TitledItem("story", s.story_id, s.title) for s in stories])
+    by_story: dict[str, list[TitledItem]] = defaultdict(list)
     for t in subtasks:
-        by_story[t.story_id].append(_Titled("subtask", t.subtask_id, t.title))
+        by_story[t.story_id].append(TitledItem("subtask", t.subtask_id, t.title, t.kind.value))
     for story_id, titled in by_story.items():
         duplicates += duplicate_groups(titled, story_id=story_id)
 
@@ -733,12 +747,18 @@ def _junk(
     stories: Sequence[Story],
     subtasks: Sequence[Subtask],
 ) -> list[JunkItem]:
-    candidates: list[tuple[str, str, str]] = [("epic", e.epic_id, e.title) for e in epics]
-    candidates += [("story", s.story_id, s.title) for s in stories]
-    candidates += [("subtask", t.subtask_id, t.title) for t in subtasks]
-    candidates += [("requirement", r.id, r.text) for c in cards for r in c.analysis.requirements]
+    candidates: list[tuple[str, str, str, int]] = [
+        ("epic", e.epic_id, e.title, MIN_EPIC_TITLE_WORDS) for e in epics
+    ]
+    candidates += [("story", s.story_id, s.title, MIN_TITLE_WORDS) for s in stories]
+    candidates += [("subtask", t.subtask_id, t.title, MIN_TITLE_WORDS) for t in subtasks]
+    candidates += [
+        ("requirement", r.id, r.text, MIN_TITLE_WORDS)
+        for c in cards
+        for r in c.analysis.requirements
+    ]
     return [
         JunkItem(kind=kind, id=item_id, title=title, reason=reason)
-        for kind, item_id, title in candidates
-        if (reason := junk_reason(title)) is not None
+        for kind, item_id, title, min_words in candidates
+        if (reason := junk_reason(title, min_words=min_words)) is not None
     ]

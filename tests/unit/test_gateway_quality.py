@@ -21,6 +21,7 @@ from contracts.backlog import (
 from services.gateway.quality import (
     MAX_STORY_POINTS,
     MAX_SUBTASK_HOURS,
+    MIN_EPIC_TITLE_WORDS,
     AnalysedCard,
     Citation,
     RequirementRow,
@@ -32,7 +33,7 @@ from services.gateway.quality import (
     open_questions,
     untestable_reason,
 )
-from services.gateway.quality import _Titled as Titled
+from services.gateway.quality import TitledItem as Titled
 from tests.unit.gateway_samples import epic, story, subtask
 
 # --- junk: the real examples of issue 11 -----------------------------------------------------
@@ -61,6 +62,12 @@ JUNK = [
     ("Success Criteria", "fragment"),
     ("The system must support the following:", "fragment"),
     ("and the technician signs", "fragment"),
+    # From `make demo`'s own backlog.
+    ("Duplicate work orders for the same equipment within 48 hours must be", "fragment"),
+    ("A contract lists the sites, the equipment and the number of visits per", "fragment"),
+    ("Be attached by customers from the web portal", "fragment"),
+    ("Be shown before", "fragment"),
+    ("Managers receive a weekly list of certifications expiring in the next", "fragment"),
 ]
 
 GOOD = [
@@ -74,7 +81,16 @@ GOOD = [
     "Write API tests for the job list endpoint",
     "Document the invoicing workflow",
     "Work order intake",
+    # From `make demo`'s own backlog: a quoted phrase, a phrasal verb at the end.
+    'The "on the way" message must include a live ETA link that expires after the visit.',
+    "Parts used are picked from the van's stock list; a part not in stock can be typed in.",
+    "Reply STOP to opt out of SMS; the opt-out must be honoured immediately",
 ]
+
+
+def test_an_epic_may_be_named_by_one_word_a_story_may_not() -> None:
+    assert junk_reason("Reporting", min_words=MIN_EPIC_TITLE_WORDS) is None
+    assert junk_reason("Reporting") == "fragment: too short (1 word)"
 
 
 @pytest.mark.parametrize(("text", "category"), JUNK)
@@ -172,6 +188,18 @@ def test_same_title_and_near_duplicates_group_but_neighbours_do_not() -> None:
     assert by_ids["a", "b"].reason == "same_title"
     assert by_ids["e", "f"].reason == "similar"
     assert by_ids["e", "f"].similarity >= 0.8
+
+
+def test_subtasks_of_other_kinds_are_near_duplicates_only_when_titled_the_same() -> None:
+    title = "Record arrival, start, pause and completion times with one tap each"
+    items = [
+        Titled("subtask", "t1", f"Test: {title}", "test"),
+        Titled("subtask", "t2", f"Document: {title}", "docs"),
+        Titled("subtask", "t3", f"Tests: {title}", "test"),
+        Titled("subtask", "t4", f"document: {title}!", "dev"),
+    ]
+    groups = {tuple(sorted(i.id for i in g.items)): g.reason for g in duplicate_groups(items)}
+    assert groups == {("t1", "t3"): "similar", ("t2", "t4"): "same_title"}
 
 
 WORDS = [f"w{n:04d}" for n in range(3000)]
