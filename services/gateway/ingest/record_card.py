@@ -19,7 +19,12 @@ from contracts.documents import (
     UserStoryParts,
 )
 from services.gateway.ingest.criteria import criteria_section, parse_criteria, strip_marks
-from services.gateway.ingest.model import DERIVED_TITLE_CHARS, TITLE_MAX_CHARS, CardDraft
+from services.gateway.ingest.model import (
+    DERIVED_TITLE_CHARS,
+    TITLE_MAX_CHARS,
+    CardDraft,
+    UploadError,
+)
 from services.gateway.ingest.normalise import clean_body, clean_title, derive_title, shorten
 
 
@@ -100,22 +105,25 @@ def _title_and_lead(title: str, body: str) -> tuple[str, str]:
 
 def _append(body: str, heading: str, lines: list[str]) -> tuple[str, list[tuple[int, int]]]:
     """``body`` with a "heading:" section of bullets; the span of each bullet's text."""
-    text = f"{body}\n\n{heading}:" if body else f"{heading}:"
+    parts = [f"{body}\n\n{heading}:" if body else f"{heading}:"]
+    offset = len(parts[0])
     spans: list[tuple[int, int]] = []
     for line in lines:
-        text += "\n- "
-        start = len(text)
-        text += line
-        spans.append((start, len(text)))
-    return text, spans
+        parts.append(f"\n- {line}")
+        offset += 3
+        spans.append((offset, offset + len(line)))
+        offset += len(line)
+    return "".join(parts), spans
 
 
-def record_draft(record: Record, *, file_name: str | None) -> CardDraft | None:
-    """The record's card, or None when it has neither a title nor a text."""
+def record_draft(record: Record, *, file_name: str | None, max_chars: int) -> CardDraft | None:
+    """The record's card, or None when it has neither a title nor a text; ``card_too_long``
+    before any criterion is parsed when its text cannot fit ``max_chars``."""
     description = clean_body(record.description)
     title = clean_title(record.title)
     if not title and not description:
         return None
+    _check_length(record, title, description, max_chars)
     if not title:
         title = derive_title(description, markdown=False) or shorten(
             clean_title(description), DERIVED_TITLE_CHARS
@@ -129,7 +137,8 @@ def record_draft(record: Record, *, file_name: str | None) -> CardDraft | None:
     criteria_lines = [strip_marks(line) for line in record.criteria_lines]
     criteria_lines = [line for line in criteria_lines if line]
     in_body = criteria_section(description) if not criteria_lines else []
-    if criteria_lines and all(line in description for line in criteria_lines):
+    written = {strip_marks(line) for line in description.split("\n")} if criteria_lines else set()
+    if criteria_lines and all(line in written for line in criteria_lines):
         in_body, criteria_lines = criteria_lines, []
     if criteria_lines:
         body, _ = _append(body, "Acceptance criteria", criteria_lines)
@@ -173,6 +182,26 @@ def user_story_parts(text: str) -> UserStoryParts | None:
     return None
 
 
+def _check_length(record: Record, title: str, description: str, max_chars: int) -> None:
+    """Refuse early what the dispatcher would refuse after parsing: the card's text at its
+    least (whitespace folded) is already over the limit."""
+    length = len(title) + len(description)
+    extras = [*record.criteria_lines, *(c.title + c.description for c in record.children)]
+    for line in extras:
+        if length > max_chars:
+            break
+        length += len(" ".join(line.split()))
+    if length > max_chars:
+        raise UploadError(
+            "card_too_long",
+            f"The card at {record.where} ({shorten(title, 60)!r}) has more than {max_chars} "
+            f"characters with its criteria and sub-tasks; the limit is {max_chars} per card. "
+            "Split it.",
+            limit=max_chars,
+            card_title=title,
+        )
+
+
 def _folded(text: str) -> str:
     """Whitespace folded; the body is already clean (NFC, no control characters)."""
     return " ".join(text.split())
@@ -198,7 +227,7 @@ def _requirement(
     priority = clean_title(record.priority or "") or label_priority(labels)
     return StatedRequirement(
         text=text,
-        user_story=user_story_parts(text),
+        user_story=user_story_parts(text) or user_story_parts(clean_title(record.title)),
         source_span=SourceSpan(start=span[0], end=span[1]),
         form=StatementForm.RECORD,
         kind=record_kind(record.record_type, labels),

@@ -28,7 +28,6 @@ _SHOWN_KEYS = 30
 
 def read_json(text: str, *, file_name: str | None, limits: UploadLimits) -> list[CardDraft]:
     """Every card of a JSON file's text, in order (positions 0: the caller numbers them)."""
-    del limits  # the dispatcher's finish step checks them; JSON has no reader-level cap
     if not text.strip():
         return []
     document = _parse(text)
@@ -37,7 +36,10 @@ def read_json(text: str, *, file_name: str | None, limits: UploadLimits) -> list
     else:
         items, prefix = _items(document)
         records = _item_records(items, prefix)
-    drafts = (record_draft(record, file_name=file_name) for record in records)
+    drafts = (
+        record_draft(record, file_name=file_name, max_chars=limits.max_card_chars)
+        for record in records
+    )
     return [draft for draft in drafts if draft is not None]
 
 

@@ -63,7 +63,10 @@ def read_csv(text: str, *, file_name: str | None, limits: UploadLimits) -> list[
     if not any(field in columns for field in REQUIRED):
         raise _unmapped(header)
     records = _records([_row(header, columns, row, where) for row, where, _ in rows])
-    drafts = (record_draft(record, file_name=file_name) for record in records)
+    drafts = (
+        record_draft(record, file_name=file_name, max_chars=limits.max_card_chars)
+        for record in records
+    )
     return [draft for draft in drafts if draft is not None]
 
 

@@ -86,6 +86,45 @@ def test_json_record_fields_reach_the_document_context() -> None:
     spans_point_into_bodies([card])
 
 
+def test_criteria_already_written_in_the_body_are_not_appended_again() -> None:
+    body = "Finance exports invoices.\n\n- The file is CSV\n- Totals match the ledger"
+    data = [
+        {
+            "title": "Export",
+            "body": body,
+            "criteria": ["The file is CSV", "Totals match the ledger"],
+        }
+    ]
+    (card,) = read(json.dumps(data))
+    assert card.body == body
+    assert card.document is not None
+    assert [c.text for c in card.document.requirements[0].acceptance_criteria] == [
+        "The file is CSV",
+        "Totals match the ledger",
+    ]
+
+
+def test_a_card_whose_criteria_cannot_fit_is_refused_before_they_are_parsed() -> None:
+    text = json.dumps([{"title": "t", "body": "word " * 400_000, "criteria": ["x"] * 1_000_000}])
+    started = time.perf_counter()
+    with pytest.raises(UploadError) as caught:
+        read(text)
+    elapsed = time.perf_counter() - started
+    print(f"1,000,000 criteria and a 2 MB body: {elapsed:.3f} s")
+    assert (caught.value.code, caught.value.status) == ("card_too_long", 422)
+    assert "item [0] ('t')" in caught.value.detail
+    assert elapsed < 1.0
+
+
+def test_criteria_within_the_limit_are_all_kept() -> None:
+    data = [{"title": "t", "body": "b", "criteria": [f"rule {i}" for i in range(1000)]}]
+    (card,) = read_json(json.dumps(data), file_name=None, limits=UploadLimits())
+    assert card.document is not None
+    assert len(card.document.requirements[0].acceptance_criteria) == 1000
+    with pytest.raises(UploadError):
+        read_json(json.dumps(data), file_name=None, limits=UploadLimits(max_card_chars=1000))
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -274,11 +313,14 @@ def test_trello_board_lists_are_heading_paths_checklists_criteria_archived_skipp
 # --- linear time ---------------------------------------------------------------------------
 
 
-def test_a_5_mb_body_is_read_in_linear_time() -> None:
+def test_a_5_mb_body_is_judged_in_linear_time() -> None:
     text = json.dumps([{"title": "big", "body": "word " * 1_000_000}])
     started = time.perf_counter()
-    (card,) = read(text)
+    with pytest.raises(UploadError) as caught:
+        read(text)
     elapsed = time.perf_counter() - started
     print(f"5 MB JSON body: {elapsed:.3f} s")
-    assert len(card.body) == len("word " * 1_000_000) - 1
+    assert caught.value.code == "card_too_long"
     assert elapsed < 1.0
+    (card,) = read_json(text, file_name=None, limits=UploadLimits(max_card_chars=6_000_000))
+    assert len(card.body) == len("word " * 1_000_000) - 1
