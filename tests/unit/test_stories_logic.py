@@ -74,21 +74,9 @@ def test_the_offline_draft_is_deterministic() -> None:
     assert logic.offline_draft(subject) == logic.offline_draft(epic(*REQUIREMENTS))
 
 
-def test_one_story_per_requirement() -> None:
-    draft = logic.offline_draft(epic(*REQUIREMENTS[:3]))
-    assert [s.requirement_ids for s in draft.stories] == [
-        ["card-1:R1"],
-        ["card-1:R2"],
-        ["card-1:R3"],
-    ]
-
-
-def test_past_the_cap_the_last_story_takes_the_remaining_requirements() -> None:
+def test_one_story_per_requirement_every_one_cited_in_order() -> None:
     draft = logic.offline_draft(epic(*REQUIREMENTS))
-    assert len(draft.stories) == logic.OFFLINE_MAX_STORIES
-    assert draft.stories[-1].requirement_ids == [f"card-1:R{n}" for n in range(6, 9)]
-    covered = [i for s in draft.stories for i in s.requirement_ids]
-    assert covered == [f"card-1:R{n}" for n in range(1, 9)]  # each exactly once, in order
+    assert [s.requirement_ids for s in draft.stories] == [[f"card-1:R{n}"] for n in range(1, 9)]
 
 
 def test_an_epic_without_requirements_still_gets_one_story() -> None:
@@ -99,29 +87,40 @@ def test_an_epic_without_requirements_still_gets_one_story() -> None:
     logic.validate(subject)(draft)
 
 
-def test_the_persona_comes_from_as_a_or_falls_back_to_user() -> None:
+def test_the_persona_comes_from_as_a_or_the_cards_user_stories() -> None:
     draft = logic.offline_draft(epic(REQUIREMENTS[0], REQUIREMENTS[1], "As an admin I want logs"))
+    # "Users must ..." names its persona as the subject.
     assert [s.as_a for s in draft.stories] == ["shopper", "user", "admin"]
+    # A requirement naming nobody takes the persona of its card's user stories, else "user".
+    named = logic.offline_draft(epic(REQUIREMENTS[0], "The system should send a receipt email"))
+    assert named.stories[1].as_a == "shopper"
+    alone = logic.offline_draft(epic("The system should send a confirmation email"))
+    assert alone.stories[0].as_a == "user"
 
 
 def test_stories_read_as_a_i_want_so_that() -> None:
     first, second, third, fourth = logic.offline_draft(epic(*REQUIREMENTS[:4])).stories
     assert (first.i_want, first.so_that) == ("to save my cart", "I can buy later")
-    assert second.i_want == "to reset their password via email"
+    assert second.i_want == "to reset my password via email"
     # No "so that" of its own: the epic's goal says why.
     assert second.so_that == "shoppers can check out quickly and keep their accounts safe"
     assert third.i_want == "the system to send a confirmation email after checkout"
     assert fourth.i_want == "to export invoices to CSV"
-    assert first.title == "Save my cart"
+    assert [first.title, second.title, third.title, fourth.title] == [
+        "Save my cart",
+        "Reset password via email",
+        "Receive a confirmation email after checkout",
+        "Export invoices to CSV",
+    ]
 
 
-def test_criteria_are_given_when_then_from_the_requirement() -> None:
-    texts = REQUIREMENTS[:5]
-    for draft_story, text in zip(logic.offline_draft(epic(*texts)).stories, texts, strict=True):
+def test_criteria_are_complete_and_never_the_old_template() -> None:
+    for draft_story in logic.offline_draft(epic(*REQUIREMENTS)).stories:
         criteria = draft_story.acceptance_criteria
         assert 1 <= len(criteria) <= logic.MAX_CRITERIA
         assert all(c.given.strip() and c.when.strip() and c.then.strip() for c in criteria)
-        assert text.rstrip(".") in criteria[0].then  # grounded in the requirement's words
+        assert not any("matches the requirement" in c.then for c in criteria)
+        assert not any("who needs this" in c.given for c in criteria)
 
 
 def test_priority_is_the_epics_and_points_grow_with_the_requirement() -> None:
@@ -147,7 +146,7 @@ def test_regenerating_keeps_the_ids_of_the_same_positions() -> None:
     before = logic.to_stories(subject, logic.offline_draft(subject))
     other = StoriesDraft(stories=[story(title="Another"), story(title="And another")])
     after = logic.to_stories(subject, other)
-    assert [s.story_id for s in after] == [s.story_id for s in before[:2]]
+    assert [s.story_id for s in after[:2]] == [s.story_id for s in before[:2]]
     assert [s.story_id for s in before] == [logic.story_id("epic-1", n) for n in range(3)]
 
 
@@ -211,6 +210,20 @@ def test_the_schema_of_an_epic_without_requirements_allows_no_ids() -> None:
     assert "enum" not in field.get("items", {})
 
 
+def test_the_schema_has_room_for_a_story_per_requirement_within_bounds() -> None:
+    def most(count: int) -> int:
+        texts = [f"Export report {n} to CSV" for n in range(count)]
+        return int(logic.json_schema(epic(*texts))["properties"]["stories"]["maxItems"])
+
+    assert most(3) == logic.MAX_STORIES
+    assert most(14) == 14
+    assert most(60) == logic.MAX_LLM_STORIES
+    # The draft model itself allows the offline draft's one story per requirement.
+    assert StoriesDraft.model_json_schema()["properties"]["stories"]["maxItems"] == (
+        logic.MAX_DRAFT_STORIES
+    )
+
+
 def test_the_schema_bounds_stories_criteria_and_points() -> None:
     schema = logic.json_schema(epic("x"))
     assert schema["properties"]["stories"]["minItems"] == 1
@@ -238,12 +251,10 @@ def test_messages_fence_the_epic_and_its_requirements() -> None:
     content = user["content"]
     assert "priority is P1" in content
     inside = content.split("<epic>\n", 1)[1].split("\n</epic>", 1)[0]
-    for text in (
-        subject.title,
-        subject.goal,
-        *(f"- [{r.id}] {r.text}" for r in subject.requirements),
-    ):
+    for text in (subject.title, subject.goal, *(f"[{r.id}]" for r in subject.requirements)):
         assert text in inside
+    for requirement in subject.requirements:
+        assert requirement.text in inside
     assert content.count("<epic>") == content.count("</epic>") == 1
 
 
@@ -256,7 +267,7 @@ def test_untrusted_text_cannot_close_its_fence() -> None:
 
 
 def test_the_prompt_version_is_the_file_name() -> None:
-    assert logic.PROMPT.version == "stories.v1"
+    assert logic.PROMPT.version == "stories.v2"
 
 
 # --- cache input and mapping --------------------------------------------------------------
@@ -287,7 +298,7 @@ def test_to_stories_maps_the_draft() -> None:
 
 def test_in_context_carries_the_storys_own_requirements() -> None:
     subject = epic(*REQUIREMENTS[:3])
-    (mapped,) = logic.to_stories(
+    mapped, *_ = logic.to_stories(
         subject, StoriesDraft(stories=[story(requirement_ids=["card-1:R3", "card-1:R1"])])
     )
     context = logic.in_context(subject, mapped)
