@@ -16,7 +16,6 @@ from contracts.documents import (
     DocumentContext,
     StatedRequirement,
     StatementForm,
-    UserStoryParts,
 )
 from services.gateway.ingest.criteria import criteria_section, parse_criteria, strip_marks
 from services.gateway.ingest.model import (
@@ -26,6 +25,7 @@ from services.gateway.ingest.model import (
     UploadError,
 )
 from services.gateway.ingest.normalise import clean_body, clean_title, derive_title, shorten
+from services.gateway.ingest.statements import kind_of, questions_in, user_story_of
 
 
 @dataclass(slots=True)
@@ -68,14 +68,15 @@ def _word_key(text: str) -> str:
     return "".join(char for char in text.lower() if char.isalnum())
 
 
-def record_kind(record_type: str, labels: list[str]) -> RequirementKind:
-    """Non-functional or constraint when the record's type or a label says so."""
-    keys = {_word_key(record_type), *(_word_key(label) for label in labels)}
+def record_kind(record: Record, author_id: str | None) -> RequirementKind:
+    """Non-functional or constraint when the record's type or a label says so; else as the
+    shared statement reader judges its title (by its id's prefix, then its words)."""
+    keys = {_word_key(record.record_type), *(_word_key(label) for label in record.labels)}
     if keys & _CONSTRAINT:
         return RequirementKind.CONSTRAINT
     if keys & _NON_FUNCTIONAL:
         return RequirementKind.NON_FUNCTIONAL
-    return RequirementKind.FUNCTIONAL
+    return kind_of(clean_title(record.title), author_id=author_id)
 
 
 def label_priority(labels: list[str]) -> str | None:
@@ -130,8 +131,9 @@ def record_draft(record: Record, *, file_name: str | None, max_chars: int) -> Ca
         )
     title, lead = _title_and_lead(title, description)
     body = f"{lead}\n\n{description}" if lead and description else (lead or description)
-    span = (0, len(body)) if body else (0, len(title))
-    if not body:
+    has_text = bool(body)
+    span = (0, len(body)) if has_text else (0, len(title))
+    if not has_text:
         body = title
 
     criteria_lines = [strip_marks(line) for line in record.criteria_lines]
@@ -154,32 +156,17 @@ def record_draft(record: Record, *, file_name: str | None, max_chars: int) -> Ca
             text = body[child_span[0] : child_span[1]]
             requirements.append(_requirement(child, text, child_span, child_criteria, title))
 
+    questions = questions_in(body[span[0] : span[1]], span[0]) if has_text else []
     document = DocumentContext(
         document=file_name,
         heading_path=[clean_title(record.group)] if clean_title(record.group) else [],
         metadata={key: value for key, value in record.metadata.items() if value},
         context=record.context,
         requirements=requirements,
+        questions=questions,
     )
     external_id = clean_title(record.external_id) if record.external_id else None
     return CardDraft(title, body, external_id or None, 0, document)
-
-
-def user_story_parts(text: str) -> UserStoryParts | None:
-    """ "As a <role>, I want <goal>, so that <benefit>." → its parts (plain finds, linear)."""
-    lowered = text.lower()
-    for opening in ("as a ", "as an "):
-        if lowered.startswith(opening):
-            want = lowered.find(" i want ", len(opening))
-            if want < 0:
-                return None
-            benefit = lowered.find(" so that ", want)
-            role = text[len(opening) : want].strip(" ,")
-            goal = text[want + 8 : benefit if benefit >= 0 else len(text)].strip(" ,.")
-            so_that = text[benefit + 9 :].strip(" ,.") if benefit >= 0 else ""
-            if role and goal:
-                return UserStoryParts(as_a=role, i_want=goal, so_that=so_that)
-    return None
 
 
 def _check_length(record: Record, title: str, description: str, max_chars: int) -> None:
@@ -224,14 +211,15 @@ def _requirement(
     section: str,
 ) -> StatedRequirement:
     labels = record.labels
+    author_id = clean_title(record.external_id or "") or None
     priority = clean_title(record.priority or "") or label_priority(labels)
     return StatedRequirement(
         text=text,
-        user_story=user_story_parts(text) or user_story_parts(clean_title(record.title)),
+        user_story=user_story_of(text) or user_story_of(clean_title(record.title)),
         source_span=SourceSpan(start=span[0], end=span[1]),
         form=StatementForm.RECORD,
-        kind=record_kind(record.record_type, labels),
-        author_id=clean_title(record.external_id or "") or None,
+        kind=record_kind(record, author_id),
+        author_id=author_id,
         author_priority=priority or None,
         acceptance_criteria=criteria,
         section=section,
