@@ -250,7 +250,7 @@ export class ProjectPage {
     // The gateway counts coverage (its quality report's count): the author's requirements a
     // story that is not junk cites.
     const cov = k.stories && k.requirements ? { covered: k.requirements_covered, total: k.requirements } : null;
-    const pct = cov ? Math.round(100 * k.coverage) : null;
+    const pct = cov ? Math.round((100 * cov.covered) / cov.total) : null;
     const tiles = [
       ["cards", "Cards", count(k.cards), k.cards ? "" : "upload a document"],
       ["analysed", "Analysed", count(k.cards_analyzed), k.cards ? `of ${count(k.cards)}` : ""],
