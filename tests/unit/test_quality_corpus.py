@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.perf.corpus_files import document_path
+
 CORPUS = Path(__file__).resolve().parents[1] / "perf" / "corpus"
 KINDS = frozenset({"functional", "non_functional", "constraint", "success_criterion"})
 FIELDS = frozenset({"file", "shape", "source", "licence", "requirements", "questions", "notes"})
@@ -40,7 +42,13 @@ def load(path: Path) -> dict[str, Any]:
 @cache
 def document_words(path: Path) -> str:
     gold = load(path)
-    return words((path.parent / gold["file"]).read_text(encoding="utf-8"))
+    document = document_path(path.parent.name, gold["file"])
+    if document is None:
+        pytest.skip(
+            f"{path.parent.name}/{gold['file']} is not on this machine: fetched documents are "
+            "not committed (tests/perf/corpus_files.py says where they are looked for)"
+        )
+    return words(document.read_text(encoding="utf-8"))
 
 
 def test_corpus_has_enough_documents_of_enough_shapes() -> None:
@@ -56,7 +64,8 @@ def test_gold_schema(path: Path) -> None:
     for field in ("file", "shape", "source", "licence", "notes"):
         assert isinstance(gold[field], str), field
         assert gold[field].strip(), field
-    assert (path.parent / gold["file"]).is_file()
+    assert "/" not in gold["file"]
+    assert gold["file"].strip()
     assert gold["requirements"], "a document with no requirements measures nothing"
     for requirement in gold["requirements"]:
         assert set(requirement) == {"id", "kind", "text"}
