@@ -265,6 +265,7 @@ def test_open_questions_in_a_record_are_its_cards_questions() -> None:
     (question,) = card.document.questions
     assert question.text == "EUR only or all currencies?"
     span = question.source_span
+    assert span is not None
     assert card.body[span.start : span.end].startswith("[NEEDS CLARIFICATION")
 
 
@@ -420,7 +421,9 @@ def test_a_real_jira_cloud_export_keeps_every_non_epic_issue_and_its_criteria() 
     cards = read_bytes(data, "Jira.csv")
     assert len(cards) == 28
     found = [r.author_id for card in cards for r in (card.document or _empty()).requirements]
-    assert sorted(found) == sorted(entry["id"] for entry in gold["requirements"])
+    assert sorted(str(found_id) for found_id in found) == sorted(
+        entry["id"] for entry in gold["requirements"]
+    )
     by_id = {card.external_id: card for card in cards}
     testing = by_id["CS4483-54"].document
     assert testing is not None
