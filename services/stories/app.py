@@ -14,14 +14,13 @@ from contracts.events import (
     ErrorCode,
     PlannedItem,
     RunOptions,
-    Stage,
     StoriesGenerated,
     StoriesRequested,
     SubtasksRequested,
 )
 from contracts.topics import STORIES_GENERATED, STORIES_REQUESTED, SUBTASKS_REQUESTED
 from services.runtime.delivery import HandlerContext
-from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.llm import LLMClient, LLMResult
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
@@ -48,16 +47,7 @@ class StoriesWorker:
 
     async def process(self, item: WorkItem, on_tokens: Any) -> Outcome:
         epic = epic_of(item)
-        request = LLMRequest(
-            stage=Stage.STORIES.value,
-            prompt_version=logic.PROMPT.version,
-            messages=logic.messages(epic),
-            output_model=logic.StoriesDraft,
-            offline=lambda: logic.offline_draft(epic),
-            cache_input=logic.cache_input(epic),
-            json_schema=logic.json_schema(epic),
-            validate=logic.validate(epic),
-        )
+        request = logic.llm_request(epic)
         return epic, await self.llm.generate(request, on_tokens=on_tokens)
 
     async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:
