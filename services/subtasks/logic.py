@@ -7,18 +7,20 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from contracts.backlog import Story, Subtask, SubtaskKind
-from contracts.events import StoryInContext, SubtaskOptions
+from contracts.events import Stage, StoryInContext, SubtaskOptions
+from services.runtime.llm import LLMRequest
 from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import shorten, stable_id
+from services.subtasks import planning
 
-PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "subtasks.v1.md")
+PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "subtasks.v2.md")
 MAX_SUBTASKS = 20  # SubtaskOptions.max_per_story's own ceiling
 MIN_HOURS = 0.5
 MAX_HOURS = 40.0
@@ -130,10 +132,14 @@ def messages(story_in_context: StoryInContext, options: SubtaskOptions) -> list[
         "Acceptance criteria:",
         *(
             f"{n}. Given {c.given}, when {c.when}, then {c.then}"
+            + (f" (the author's words: {c.text})" if c.text else "")
             for n, c in enumerate(story.acceptance_criteria, start=1)
         ),
     ]
-    requirements = [f"- [{r.id}] {r.text}" for r in story_in_context.requirements]
+    requirements = [
+        f"- [{r.id}] " + (f"({r.author_id}) " if r.author_id else "") + r.text
+        for r in story_in_context.requirements
+    ]
     lines += ["Source requirements:", *(requirements or ["(none listed)"])]
     return PROMPT.render(options=options_text(options), story=fence("story", "\n".join(lines)))
 
@@ -150,6 +156,22 @@ def cache_input(story_in_context: StoryInContext, options: SubtaskOptions) -> st
             "options": options.model_dump(mode="json"),
         },
         sort_keys=True,
+    )
+
+
+def llm_request(
+    story_in_context: StoryInContext, options: SubtaskOptions
+) -> LLMRequest[SubtasksDraft]:
+    """The one call that plans a story's subtasks (stage and benchmark alike)."""
+    return LLMRequest(
+        stage=Stage.SUBTASKS.value,
+        prompt_version=PROMPT.version,
+        messages=messages(story_in_context, options),
+        output_model=SubtasksDraft,
+        offline=lambda: offline_draft(story_in_context, options),
+        cache_input=cache_input(story_in_context, options),
+        json_schema=json_schema(options),
+        validate=validate(options),
     )
 
 
@@ -180,46 +202,16 @@ def to_subtasks(story: Story, draft: SubtasksDraft) -> list[Subtask]:
 # --- the offline draft: deterministic, from the story's own words -------------------------
 
 
-@dataclass
-class _Dev:
-    """One dev subtask in the making: the requirement (or criterion) texts it implements."""
-
-    sources: list[str]
-    extras: list[str] = field(default_factory=list)
-    extra_hours: float = 0.0
-
-
 def offline_draft(story_in_context: StoryInContext, options: SubtaskOptions) -> SubtasksDraft:
-    """Dev subtasks from the requirements (or the criteria), then a test and a docs subtask
-    as the options ask, fitted to the options' range by merging dev subtasks or adding
-    review and release ones; for running without an LLM."""
+    """The work the story needs (``planning.plan``), fitted to the options' range: tests
+    collapse into one, dev work merges, then docs and tests fold into the dev work (fewer
+    subtasks, not less work); too few get review passes and a release; for running without
+    an LLM."""
     story = story_in_context.story
     low, high = bounds(options)
+    work = _fewer(planning.plan(story_in_context, options), high, story.title)
+    subtasks = [_draft(item, work[:index]) for index, item in enumerate(work)]
     title = shorten(story.title, 90)
-    sources = [r.text for r in story_in_context.requirements] or [
-        f"when {c.when}, then {c.then}" for c in story.acceptance_criteria
-    ]
-    devs = [_Dev([text]) for text in (sources or [story.i_want])]
-    extras: list[DraftSubtask] = []
-    if options.include_tests:
-        extras.append(_test(story, title))
-    if options.include_docs:
-        extras.append(_docs(story, title))
-    # Too many: merge the last two dev subtasks, then fold docs and tests into the dev work
-    # (the team asked for fewer subtasks, not for less work).
-    while len(devs) + len(extras) > high and len(devs) > 1:
-        last = devs.pop()
-        devs[-1].sources += last.sources
-        devs[-1].extras += last.extras
-        devs[-1].extra_hours += last.extra_hours
-    while len(devs) + len(extras) > high:
-        folded = extras.pop()
-        devs[-1].extras.append(f"Also: {folded.description}")
-        devs[-1].extra_hours += folded.estimate_hours
-    subtasks = [_dev_subtask(dev) for dev in devs]
-    dev_indexes = list(range(len(subtasks)))
-    subtasks += [extra.model_copy(update={"depends_on": dev_indexes}) for extra in extras]
-    # Too few: review passes, and a release as the last step.
     missing = low - len(subtasks)
     for round_ in range(1, missing):
         subtasks.append(_review(title, round_, len(subtasks)))
@@ -228,54 +220,59 @@ def offline_draft(story_in_context: StoryInContext, options: SubtaskOptions) -> 
     return SubtasksDraft(subtasks=subtasks)
 
 
-def _hours(text: str) -> float:
-    """Bigger requirements take longer."""
-    words = len(text.split())
-    return next((hours for limit, hours in ((8, 2.0), (20, 4.0), (40, 6.0)) if words <= limit), 8.0)
+_LATE = ("test", "docs")
 
 
-def _clamp(hours: float) -> float:
-    return min(MAX_HOURS, max(MIN_HOURS, hours))
+def _fewer(work: list[planning.Work], most: int, title: str) -> list[planning.Work]:
+    tests = [w for w in work if w.area == "test"]
+    if len(work) > most and len(tests) > 1:
+        # One subtask tests every criterion.
+        joined = planning.Work(
+            "test",
+            shorten(f"Test: the {len(tests)} acceptance criteria of {title}", 120),
+            "\n".join(t.description for t in tests),
+            SubtaskKind.TEST,
+            planning.clamp(sum(t.hours for t in tests)),
+            after=tests[0].after,
+        )
+        work = [w for w in work if w.area != "test"] + [joined]
+        work = _docs_last(work)
+    # Then docs fold into the dev work, dev work merges, and the tests fold in last: keeping
+    # the kinds of dev work apart says more about the story than a separate docs subtask.
+    work = _fold(work, "docs", most)
+    while len(work) > most and sum(w.area not in _LATE for w in work) > 1:
+        devs = [i for i, w in enumerate(work) if w.area not in _LATE]
+        first, second = devs[-2], devs[-1]
+        work[first] = planning.merged(work[first], work[second])
+        del work[second]
+    work = _fold(work, "test", most)
+    return work
 
 
-def _dev_subtask(dev: _Dev) -> DraftSubtask:
-    names = "; ".join(shorten(s.rstrip("."), 60) for s in dev.sources)
-    lead = "Make this work:" if len(dev.sources) == 1 else "Make these work:"
-    description = " ".join([lead, *(f"“{shorten(s, 300)}”" for s in dev.sources)])
-    if dev.extras:
-        description += "\n" + "\n".join(dev.extras)
+def _fold(work: list[planning.Work], area: str, most: int) -> list[planning.Work]:
+    """Past ``most``, the ``area`` subtasks become part of the first dev subtask."""
+    while len(work) > most and any(w.area == area for w in work):
+        at = next(i for i, w in enumerate(work) if w.area == area)
+        folded = work.pop(at)
+        work[0] = replace(
+            work[0],
+            description=f"{work[0].description}\nAlso: {folded.description}",
+            hours=planning.clamp(work[0].hours + folded.hours),
+        )
+    return work
+
+
+def _docs_last(work: list[planning.Work]) -> list[planning.Work]:
+    return [w for w in work if w.area != "docs"] + [w for w in work if w.area == "docs"]
+
+
+def _draft(item: planning.Work, before: list[planning.Work]) -> DraftSubtask:
     return DraftSubtask(
-        title=shorten(f"Implement: {names}", 120),
-        description=description,
-        kind=SubtaskKind.DEV,
-        estimate_hours=_clamp(sum(_hours(s) for s in dev.sources) + dev.extra_hours),
-        depends_on=[],
-    )
-
-
-def _test(story: Story, title: str) -> DraftSubtask:
-    criteria = [
-        shorten(f"given {c.given}, when {c.when}, then {c.then}", 200)
-        for c in story.acceptance_criteria
-    ]
-    what = "the acceptance criteria: " + "; ".join(criteria) if criteria else story.i_want
-    return DraftSubtask(
-        title=f"Test: {title}",
-        description=f"Write automated tests for {what}.",
-        kind=SubtaskKind.TEST,
-        estimate_hours=_clamp(1.0 + 0.5 * len(criteria)),
-        depends_on=[],
-    )
-
-
-def _docs(story: Story, title: str) -> DraftSubtask:
-    return DraftSubtask(
-        title=f"Document: {title}",
-        description=f"Describe for users what changes for the {story.as_a} (“I want "
-        f"{story.i_want}”), and note any settings and limits for developers.",
-        kind=SubtaskKind.DOCS,
-        estimate_hours=1.0,
-        depends_on=[],
+        title=item.title,
+        description=item.description,
+        kind=item.kind,
+        estimate_hours=planning.clamp(item.hours),
+        depends_on=[i for i, earlier in enumerate(before) if earlier.area in item.after],
     )
 
 

@@ -44,7 +44,12 @@ def in_context(
         i_want="to save my cart",
         so_that="I can buy later",
         acceptance_criteria=[
-            AcceptanceCriterion(given=f"a cart {n}", when="I save it", then="it is kept")
+            AcceptanceCriterion(
+                given=f"a cart {n}",
+                when="I save it",
+                then="it is kept",
+                text=f"Given a cart {n} ..." if n == 0 else "",
+            )
             for n in range(criteria)
         ],
         priority=Priority.P2,
@@ -93,7 +98,7 @@ def test_the_offline_draft_obeys_the_options(opts: SubtaskOptions, count: int) -
     logic.validate(opts)(draft)
     low, high = logic.bounds(opts)
     assert low <= len(draft.subtasks) <= high
-    assert all(0.5 <= t.estimate_hours <= 40 for t in draft.subtasks)
+    assert all(0.5 <= t.estimate_hours <= 16 for t in draft.subtasks)
 
 
 def test_the_offline_draft_is_deterministic() -> None:
@@ -103,42 +108,42 @@ def test_the_offline_draft_is_deterministic() -> None:
     )
 
 
-def test_dev_subtasks_come_from_the_requirements_then_tests_and_docs_after_them() -> None:
-    draft = logic.offline_draft(in_context(*REQUIREMENTS), options(3, 6))
+def test_dev_work_first_then_a_test_per_criterion_then_docs() -> None:
+    draft = logic.offline_draft(in_context(*REQUIREMENTS), options(3, 8))
     kinds = [t.kind for t in draft.subtasks]
-    assert kinds == [SubtaskKind.DEV] * 3 + [SubtaskKind.TEST, SubtaskKind.DOCS]
-    assert all(t.title.startswith("Implement: ") for t in draft.subtasks[:3])
-    assert "save my cart" in draft.subtasks[0].title
-    test, docs = draft.subtasks[3:]
-    assert test.depends_on == docs.depends_on == [0, 1, 2]
-    assert "given a cart 0, when I save it, then it is kept" in test.description
+    assert kinds == [SubtaskKind.DEV] * 2 + [SubtaskKind.TEST] * 2 + [SubtaskKind.DOCS]
+    assert [t.title for t in draft.subtasks[:2]] == [
+        "Store shopper cart",
+        "Let shoppers save their cart in the app",
+    ]
+    assert draft.subtasks[2].title == "Test: it is kept when I save it"
+    assert draft.subtasks[2].depends_on == draft.subtasks[3].depends_on == [0, 1]
+    assert draft.subtasks[4].depends_on == [1]  # the docs follow the screens
 
 
-def test_without_requirements_dev_subtasks_come_from_the_criteria() -> None:
-    draft = logic.offline_draft(in_context(criteria=2), options(1, 6, tests=False, docs=False))
-    assert [t.kind for t in draft.subtasks] == [SubtaskKind.DEV, SubtaskKind.DEV]
-    assert "when I save it, then it is kept" in draft.subtasks[0].title
-
-
-def test_too_many_are_merged_dev_first_then_docs_and_tests_folded_in() -> None:
-    two = logic.offline_draft(in_context(*REQUIREMENTS), options(1, 2))
+def test_too_many_collapse_tests_then_merge_dev_then_fold_docs_and_tests_in() -> None:
+    story = in_context(*REQUIREMENTS)
+    whole = logic.offline_draft(story, options(1, 8))
+    three = logic.offline_draft(story, options(1, 3))
+    assert [t.kind for t in three.subtasks] == [SubtaskKind.DEV] * 2 + [SubtaskKind.TEST]
+    assert three.subtasks[-1].title == "Test: the 2 acceptance criteria of Save my cart"
+    assert "Write what shoppers need to know" in three.subtasks[0].description  # docs kept
+    two = logic.offline_draft(story, options(1, 2))
     assert [t.kind for t in two.subtasks] == [SubtaskKind.DEV, SubtaskKind.TEST]
-    assert "Describe for users" in two.subtasks[0].description  # the docs work is kept
-    three = logic.offline_draft(in_context(*REQUIREMENTS), options(1, 3))
-    assert [t.kind for t in three.subtasks] == [SubtaskKind.DEV, SubtaskKind.TEST, SubtaskKind.DOCS]
-    one = logic.offline_draft(in_context(*REQUIREMENTS), options(1, 1))
+    assert two.subtasks[0].title == "Store shopper cart; let shoppers save their cart in the app"
+    one = logic.offline_draft(story, options(1, 1))
     assert [t.kind for t in one.subtasks] == [SubtaskKind.DEV]
-    # Merging adds the work up rather than losing it.
-    whole = logic.offline_draft(in_context(*REQUIREMENTS), options(1, 6))
-    assert one.subtasks[0].estimate_hours == min(40, sum(t.estimate_hours for t in whole.subtasks))
+    # Merging adds the work up rather than losing it (within a subtask's 16 hours).
+    assert one.subtasks[0].estimate_hours == min(16, sum(t.estimate_hours for t in whole.subtasks))
 
 
 def test_too_few_are_topped_up_with_review_and_a_release_last() -> None:
     draft = logic.offline_draft(in_context(REQUIREMENTS[0]), options(6, 8, tests=False))
     titles = [t.title for t in draft.subtasks]
     assert len(titles) == 6
-    assert titles[2].startswith("Review and refine: ")
-    assert titles[4].endswith("(round 3)")
+    assert titles[0] == "Store shopper cart"
+    assert titles[1] == "Review and refine: Save my cart"
+    assert titles[2].endswith("(round 2)")
     assert titles[-1].startswith("Release: ")
     assert draft.subtasks[-1].kind is SubtaskKind.OPS
     assert draft.subtasks[-1].depends_on == [0, 1, 2, 3, 4]
@@ -272,6 +277,7 @@ def test_messages_fence_the_story_its_criteria_and_requirements() -> None:
     assert "Story: Save my cart" in inside
     assert "As a shopper, I want to save my cart, so that I can buy later." in inside
     assert "1. Given a cart 0, when I save it, then it is kept" in inside
+    assert "(the author's words: Given a cart 0 ...)" in inside
     for requirement in story.requirements:
         assert f"- [{requirement.id}] {requirement.text}" in inside
     assert "Write between" not in inside  # the options are instructions, outside the fence
@@ -298,4 +304,4 @@ def test_the_cache_input_is_the_storys_text_and_the_options_not_its_id() -> None
 
 
 def test_the_prompt_version_is_the_file_name() -> None:
-    assert logic.PROMPT.version == "subtasks.v1"
+    assert logic.PROMPT.version == "subtasks.v2"
