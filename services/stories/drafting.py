@@ -388,6 +388,10 @@ def _line(
     """An author's line (an EARS line, a "Given ... when ... then" sentence, a bullet) as a
     criterion that keeps its wording in ``text``."""
     plain = " ".join(text.split())
+    # EARS first: Kiro writes "WHEN x THEN the system SHALL y", which also splits as
+    # Given/When/Then but would leave "the system SHALL y" as the outcome.
+    if statement.form == "ears":
+        return _ears_criterion(statement, statement.persona or persona, plain)
     gwt = _given_when_then(statements.clean(plain))
     if gwt is not None:
         given, when, then = gwt
@@ -397,8 +401,6 @@ def _line(
             then=then,
             text=plain,
         )
-    if statement.form == "ears":
-        return _ears_criterion(statement, statement.persona or persona, plain)
     return _criterion(
         given=_a(persona),
         when=_fill_when(fallback or statement),
@@ -454,7 +456,9 @@ def specific(statement: Statement, persona: str, kind: RequirementKind) -> list[
     ("up to 50 items": the 51st is refused), the one role allowed, and bad input."""
     measurable = kind in (RequirementKind.NON_FUNCTIONAL, RequirementKind.SUCCESS_CRITERION)
     out = [_measured(statement) if measurable else _main(statement, persona)]
-    for limit in statement.limits:
+    # A measured requirement's numbers are the conditions it is measured under ("for up to 50
+    # concurrent users"), not a limit a person runs into.
+    for limit in [] if measurable else statement.limits:
         bound = _over_the_limit(statement, persona, limit)
         if bound is not None:
             out.append(bound)

@@ -281,6 +281,39 @@ def test_an_ears_requirement_is_its_own_criterion() -> None:
     assert criterion.text == text
 
 
+def test_a_kiro_when_then_shall_line_reads_as_ears_not_as_its_raw_then() -> None:
+    # Kiro's own acceptance-criterion shape: "WHEN x THEN the system SHALL y".
+    story_text = "As a user, I want to export my data, so that I own it"
+    when_line = "WHEN the user clicks export THEN the system SHALL produce a CSV file"
+    if_line = "IF the export fails THEN the system SHALL show an error message"
+    lines = [
+        requirement(n, text, section="Requirement 2")
+        for n, text in enumerate((story_text, when_line, if_line), start=1)
+    ]
+    (story,) = draft_of(*lines).stories
+    first, second = story.acceptance_criteria
+    assert (first.when, first.then, first.text) == (
+        "the user clicks export",
+        "the system produces a CSV file",
+        when_line,
+    )
+    assert (second.when, second.then) == ("the export fails", "the system shows an error message")
+    assert all("SHALL" not in c.then for c in story.acceptance_criteria)
+
+
+def test_a_measured_requirements_numbers_are_its_conditions_not_a_limit_to_refuse() -> None:
+    text = "Search results MUST appear within 2 seconds for up to 50 concurrent users"
+    nfr = requirement(1, text, kind=RequirementKind.NON_FUNCTIONAL)
+    (story,) = draft_of(nfr).stories
+    (measured,) = story.acceptance_criteria
+    assert measured.when == "it is measured"
+    assert "within 2 seconds for up to 50 concurrent users" in measured.then
+    # The same numbers in a functional requirement are a limit a person runs into.
+    functional = requirement(1, "Dispatchers can invite up to 50 technicians")
+    (invite,) = draft_of(functional).stories
+    assert any("51 technicians" in c.when for c in invite.acceptance_criteria)
+
+
 def test_generated_criteria_carry_the_requirements_numbers_limits_and_roles() -> None:
     draft = draft_of(*SPEC_KIT)
     reset, assign, attachments, delete, load, found = draft.stories
