@@ -13,7 +13,6 @@ from contracts.backlog import Provenance
 from contracts.events import (
     ErrorCode,
     RunOptions,
-    Stage,
     StoryInContext,
     SubtaskOptions,
     SubtasksGenerated,
@@ -21,7 +20,7 @@ from contracts.events import (
 )
 from contracts.topics import SUBTASKS_GENERATED, SUBTASKS_REQUESTED
 from services.runtime.delivery import HandlerContext
-from services.runtime.llm import LLMClient, LLMRequest, LLMResult
+from services.runtime.llm import LLMClient, LLMResult
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
@@ -56,16 +55,7 @@ class SubtasksWorker:
     async def process(self, item: WorkItem, on_tokens: Any) -> Outcome:
         story = story_of(item)
         options = options_of(item.run)
-        request = LLMRequest(
-            stage=Stage.SUBTASKS.value,
-            prompt_version=logic.PROMPT.version,
-            messages=logic.messages(story, options),
-            output_model=logic.SubtasksDraft,
-            offline=lambda: logic.offline_draft(story, options),
-            cache_input=logic.cache_input(story, options),
-            json_schema=logic.json_schema(options),
-            validate=logic.validate(options),
-        )
+        request = logic.llm_request(story, options)
         return story, await self.llm.generate(request, on_tokens=on_tokens)
 
     async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Provenance:
