@@ -49,6 +49,10 @@ _INPUT_VERBS = statements.word_set(
     "add book change create edit enter import invite pay register reset save sign submit "
     "update upload"
 )
+_CHECKED_KINDS = frozenset(
+    {RequirementKind.NON_FUNCTIONAL, RequirementKind.SUCCESS_CRITERION, RequirementKind.CONSTRAINT}
+)
+_CLAUSE_WORDS = statements.word_set("when whenever if once after while where which that unless")
 _PARTICLES = frozenset({"in", "out", "up", "down", "off", "back"})
 _PRIORITIES: tuple[tuple[Priority, tuple[str, ...]], ...] = (
     (Priority.P1, ("p0", "p1", "must", "critical", "high", "highest", "blocker", "urgent")),
@@ -230,13 +234,26 @@ def _from_the_users_side(words: list[str]) -> list[str]:
     "receive X", "notify the technician of X" → "get notified of X"."""
     verb = words[0].lower()
     if statements.shows(verb):
-        return ["see", *words[1:]]
+        return ["see", *_without_viewer(words[1:])]
     if statements.sends(verb):
-        return ["receive", *words[1:]]
+        # Whom it is sent to is the story's persona: "receive a notification", not "receive
+        # a notification to the assigned technician".
+        role, start, end = statements.sent_to(words)
+        rest = [*words[1:start], *words[end:]] if role else words[1:]
+        return ["receive", *rest]
     if verb in {"notify", "notifies", "alert", "alerts"}:
         _, rest = statements.split_object(words[1:])
         return ["get", "notified", *rest]
     return words
+
+
+def _without_viewer(rest: list[str]) -> list[str]:
+    """ "show the technician the parts list" → "the parts list": whom it is shown to is the
+    persona already."""
+    at = 1 if rest and rest[0].lower() in {"the", "a", "an", "each", "every"} else 0
+    if len(rest) > at + 1 and statements.is_role(rest[at]):
+        return rest[at + 1 :]
+    return rest
 
 
 def _drop_possessive_after_verb(words: list[str]) -> list[str]:
@@ -290,6 +307,8 @@ def _section_title(section: str) -> str:
 
 def _finish_title(phrase: str) -> str:
     words = phrase.replace("…", " ").split()
+    if len(" ".join(words)) > TITLE_CHARS:
+        words = _before_a_clause(words)
     cut: list[str] = []
     length = 0
     for word in words:
@@ -301,6 +320,20 @@ def _finish_title(phrase: str) -> str:
         cut.pop()
     text = " ".join(cut).rstrip(".,;:!?-\u2013\u2014 ")
     return text[:1].upper() + text[1:]
+
+
+def _before_a_clause(words: list[str]) -> list[str]:
+    """A title too long loses its last clause whole ("... when a job is reassigned"), so a
+    cut never ends mid-clause ("... when a job is")."""
+    length = 0
+    last = 0
+    for index, word in enumerate(words):
+        length += len(word) + (1 if index else 0)
+        if length > TITLE_CHARS:
+            break
+        if index >= 2 and word.lower() in _CLAUSE_WORDS:
+            last = index
+    return words[:last] if last else words
 
 
 # --- what they want and why ----------------------------------------------------------------
@@ -454,7 +487,8 @@ def _ears_criterion(statement: Statement, persona: str, text: str) -> DraftCrite
 def specific(statement: Statement, persona: str, kind: RequirementKind) -> list[DraftCriterion]:
     """Criteria for a requirement the author gave none: its main outcome, then its limits
     ("up to 50 items": the 51st is refused), the one role allowed, and bad input."""
-    measurable = kind in (RequirementKind.NON_FUNCTIONAL, RequirementKind.SUCCESS_CRITERION)
+    # A constraint ("Must comply with GDPR") is checked by review, like a quality.
+    measurable = kind in _CHECKED_KINDS
     out = [_measured(statement) if measurable else _main(statement, persona)]
     # A measured requirement's numbers are the conditions it is measured under ("for up to 50
     # concurrent users"), not a limit a person runs into.
@@ -507,6 +541,9 @@ def _measured(statement: Statement) -> DraftCriterion:
         )
     elif statement.action and statement.form != "imperative":
         then = _outcome(statement.action)
+    elif statement.action:
+        # "Support offline mode" is what the product does: "the product supports ...".
+        then = f"the product {statements.third_person(statement.action)}"
     else:
         then = _lower_first(statements.split_purpose(statement.text)[0])
     how = "it is measured" if statements.has_number(statement.text) else "it is reviewed"
@@ -526,9 +563,15 @@ def _over_the_limit(statement: Statement, persona: str, limit: Limit) -> DraftCr
     then = f"it is refused with a message that the limit is at {word} {number} {limit.unit}"
     action = _bare(statement.action)
     if action and limit.phrase in action:
+        amount = f"{beyond} {limit.unit}"
+        before = action[: action.find(limit.phrase)].split()
+        if limit.unit.lower() in statements.SIZE_UNITS and not (
+            before and statements.is_preposition(before[-1])
+        ):
+            amount = f"of {amount}"  # "files of 11 MB"
         return _criterion(
             given=_a(persona),
-            when=f"they try to {action.replace(limit.phrase, f'{beyond} {limit.unit}', 1)}",
+            when=f"they try to {action.replace(limit.phrase, amount, 1)}",
             then=then,
         )
     return _criterion(
@@ -572,7 +615,11 @@ def _fill_when(statement: Statement) -> str:
         return statement.condition
     if statement.action and not statement.subject:
         return f"they {_bare(statement.action)}"
-    return f"they use {statement.subject}" if statement.subject else "they use it"
+    if not statement.subject:
+        return "they use it"
+    head = statement.subject.lower().split()[-1]
+    verb = "open" if head in statements.OPENED_WORDS else "use"
+    return f"they {verb} {statement.subject}"
 
 
 def _bare(action: str) -> str:

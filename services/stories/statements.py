@@ -12,7 +12,7 @@ backtrack over user text: each function is linear in its input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # --- vocabulary ---------------------------------------------------------------------------
 
@@ -61,6 +61,10 @@ ROLE_WORDS = word_set(
 )
 """Words naming a person who uses the product (singular)."""
 
+OPENED_WORDS = frozenset({"dashboard", "page", "portal", "screen", "site", "view", "website"})
+"""Parts of the product a person opens (to see what they show)."""
+SIZE_UNITS = word_set("b bytes kb mb gb tb characters chars words pages pixels px")
+"""Units that measure a thing ("files of 11 MB"), not count them ("51 members")."""
 SYSTEM_WORDS = word_set(
     """
     api app application backend component database dashboard endpoint engine feature
@@ -104,6 +108,8 @@ _MODALS_BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
 for _modal_words in _MODALS:
     _MODALS_BY_FIRST.setdefault(_modal_words[0], []).append(_modal_words)
 _NEGATIVE_MODALS = frozenset({("cannot",), ("can't",)})
+_LEADING_MODALS = frozenset({"must", "shall", "should", "may", "will"})
+_CONDITION_OPENERS = (" when ", " whenever ", " if ", " once ", " after ")
 _EARS_OPENERS = frozenset({"when", "if", "while", "where", "once", "after", "upon"})
 _STATE_OPENERS = frozenset({"while", "where"})
 _NUMBER_WORDS = {
@@ -270,14 +276,17 @@ def read(text: str, personas: frozenset[str] = frozenset()) -> Statement:
         ears = _ears(plain, personas)
         if ears is not None:
             return _with(ears, limits, only_role)
-    modal = _modal(plain, personas)
+    modal = _modal(plain, personas) or _present(plain, personas)
     if modal is not None:
         return _with(modal, limits, only_role)
-    if first in VERBS:
-        action, why = split_purpose(plain)
+    # "Must comply with GDPR": a bullet whose heading says who must.
+    leading = first in _LEADING_MODALS and " " in plain
+    if first in VERBS or leading:
+        action, why = split_purpose(plain.partition(" ")[2] if leading else plain)
+        action, negative = _strip_negation(_strip_ability(action))
         return Statement(
-            plain, "imperative", action=_lower_first(action), why=why, limits=limits,
-            only_role=only_role,
+            plain, "imperative", action=_lower_first(action), why=why, negative=negative,
+            limits=limits, only_role=only_role,
         )  # fmt: skip
     _, why = split_purpose(plain)
     return Statement(plain, "phrase", why=why, limits=limits, only_role=only_role)
@@ -408,21 +417,75 @@ def _modal(plain: str, personas: frozenset[str]) -> Statement | None:
     person = _subject_role(subject, personas)
     persona = person or recipient(action, personas)
     if not person:
-        persona, enabled = _enabled(action, personas)
+        allowed, enabled = _enabled(action, personas)
         if enabled:
             # "System MUST allow users to X": the users act.
             return Statement(
-                plain, "modal", persona=persona, action=enabled, why=why, negative=negative
+                plain, "modal", persona=allowed, action=enabled, why=why, negative=negative
             )
+    condition = ""
+    if not person:
+        # "System SHALL send a notification when a job is reassigned": the event apart.
+        action, condition = split_condition(action)
     return Statement(
         plain,
         "modal",
         persona=persona,
         subject="" if person else _lower_article(subject),
         action=action,
+        condition=condition,
         why=why,
         negative=negative,
     )
+
+
+def split_condition(action: str) -> tuple[str, str]:
+    """(the action, the event) split at a trailing "when ..." of at least three words."""
+    lower = action.lower()
+    cut = -1
+    marker = ""
+    for candidate in _CONDITION_OPENERS:
+        index = lower.find(candidate)
+        if index > 0 and (cut < 0 or index < cut):
+            cut, marker = index, candidate
+    if cut < 0:
+        return action, ""
+    condition = action[cut + len(marker) :].strip()
+    if len(condition.split()) < 3:
+        return action, ""
+    return action[:cut].strip(" ,"), condition
+
+
+def _present(plain: str, personas: frozenset[str]) -> Statement | None:
+    """A statement in the present tense, read as the modal it means: "The dashboard displays
+    the open jobs" as "The dashboard will display ...", "Dispatchers see ..." likewise."""
+    words = plain.split()
+    for index in range(1, min(len(words) - 1, 5)):
+        base = _base_verb(words[index].lower())
+        if base not in VERBS:
+            continue
+        subject = " ".join(words[:index])
+        lower = subject.lower().replace(",", " ").split()
+        # "90% of users complete onboarding ..." is a measure, kept as the author wrote it.
+        if has_number(subject) or any(w in _PREPOSITIONS for w in lower):
+            return None
+        if singular(lower[-1]) not in SYSTEM_WORDS and _subject_role(subject, personas) == "":
+            return None
+        read_as = " ".join([subject, "will", base, *words[index + 1 :]])
+        statement = _modal(read_as, personas)
+        return None if statement is None else replace(statement, text=plain)
+    return None
+
+
+def _base_verb(word: str) -> str:
+    """ "displays" → "display", "notifies" → "notify", "pushes" → "push"; "" otherwise.
+    Base forms themselves count only after a plural subject ("Dispatchers see")."""
+    if word in VERBS:
+        return word
+    for ending, base in (("ies", "y"), ("es", ""), ("s", "")):
+        if word.endswith(ending) and word[: -len(ending)] + base in VERBS:
+            return word[: -len(ending)] + base
+    return ""
 
 
 def _find_modal(lower: list[str], start: int, within: int) -> tuple[int, tuple[str, ...]] | None:
@@ -510,6 +573,8 @@ def _subject_role(subject: str, personas: frozenset[str]) -> str:
 def recipient(action: str, personas: frozenset[str] = frozenset()) -> str:
     """The role the product tells something: "technician" in "notify the technician"."""
     words = action.lower().split()
+    if words and words[0] in _SEND_VERBS:
+        return sent_to(words, personas)[0]
     if not words or words[0] not in {"notify", "alert", "email", "remind", "message"}:
         return ""
     for word in words[1:4]:
@@ -519,6 +584,20 @@ def recipient(action: str, personas: frozenset[str] = frozenset()) -> str:
         if word not in _ARTICLES:
             break
     return ""
+
+
+def sent_to(words: list[str], personas: frozenset[str] = frozenset()) -> tuple[str, int, int]:
+    """(role, start, end) of "to the assigned technician" in a send's words, else ("", 0,
+    0): whom the product sends something to."""
+    lower = [w.lower() for w in words]
+    for index, word in enumerate(lower):
+        if word != "to":
+            continue
+        for end in range(index + 1, min(index + 4, len(lower))):
+            head = singular(lower[end].strip(",.'\u2019s"))
+            if head in ROLE_WORDS or head in personas:
+                return head, index, end + 1
+    return "", 0, 0
 
 
 def _condition_role(condition: str, personas: frozenset[str]) -> str:
@@ -586,16 +665,26 @@ def names_a_thing(subject: str) -> bool:
 
 
 def plural(word: str) -> bool:
-    """Whether a noun phrase's head reads as plural (for "is"/"are")."""
+    """Whether a noun phrase's head reads as plural (for "is"/"are"): the word before a
+    preposition or a limit ("files up to 10 MB" is plural)."""
     lower = word.lower().rstrip(".,")
     if " and " in f" {lower} ":
         return True
-    head = lower.split()[-1] if lower.split() else ""
+    words = lower.split()
+    for index, token in enumerate(words):
+        if index and (token in _PREPOSITIONS or token in _LIMIT_OPENERS):
+            words = words[:index]
+            break
+    head = words[-1] if words else ""
     return singular(head) != head
 
 
 def _lower_article(subject: str) -> str:
     words = subject.split()
+    if len(words) == 1 and words[0].lower() in SYSTEM_WORDS:
+        # "System MUST ..." reads "the system sends ..." in a sentence.
+        word = words[0]
+        return "the " + (word if word.isupper() else word.lower())
     if words and words[0].lower() in {"the", "a", "an"}:
         words[0] = words[0].lower()
     return " ".join(words)
@@ -645,7 +734,9 @@ def _limit_at(words: list[str], lower: list[str], index: int) -> tuple[Limit, in
             counted = "max"
         stop = end + 1 + len(unit_words)
         phrase = " ".join(w.strip(",;:()") for w in words[index:stop])
-        return Limit(counted, phrase, number, " ".join(unit_words)), stop
+        # The unit as written ("MB", not "mb"): it is quoted back in criteria.
+        unit = " ".join(w.strip(",;:()") for w in words[end + 1 : stop])
+        return Limit(counted, phrase, number, unit), stop
     return None
 
 
@@ -718,6 +809,7 @@ _DOUBLING = word_set(
     """
 )
 _ADVERB_ENDING = "ly"
+_LY_VERBS = PURPOSE_VERBS | word_set("apply comply fly multiply rally rely reply supply tally")
 
 
 def third_person(action: str, plural_subject: bool = False) -> str:
@@ -729,7 +821,7 @@ def third_person(action: str, plural_subject: bool = False) -> str:
     if words[0].lower() == "not":
         return " ".join(["do" if plural_subject else "does", *words])
     index = 0
-    while index < len(words) - 1 and words[index].lower().endswith(_ADVERB_ENDING):
+    while index < len(words) - 1 and _adverb(words[index]):
         index += 1
     if plural_subject:
         return action
@@ -743,6 +835,12 @@ def third_person(action: str, plural_subject: bool = False) -> str:
         if at == index + 1 or follower in _ARTICLES or follower in _POSSESSIVES:
             words[at + 1] = _third(words[at + 1])
     return " ".join(words)
+
+
+def _adverb(word: str) -> bool:
+    # "quickly", not "comply", "apply" or "reply".
+    lower = word.lower()
+    return lower.endswith(_ADVERB_ENDING) and lower not in _LY_VERBS
 
 
 def _third(verb: str) -> str:
@@ -784,6 +882,10 @@ def split_object(rest: list[str]) -> tuple[list[str], list[str]]:
 
 def is_preposition(word: str) -> bool:
     return word.lower() in _PREPOSITIONS
+
+
+def is_role(word: str) -> bool:
+    return singular(word.lower().strip(",.")) in ROLE_WORDS
 
 
 def is_possessive(word: str) -> bool:

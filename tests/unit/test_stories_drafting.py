@@ -314,6 +314,58 @@ def test_a_measured_requirements_numbers_are_its_conditions_not_a_limit_to_refus
     assert any("51 technicians" in c.when for c in invite.acceptance_criteria)
 
 
+def test_a_notification_is_received_by_whom_it_is_sent_to_when_its_event_happens() -> None:
+    text = "FR-004: System SHALL send a notification to the assigned technician when a job is "
+    text += "reassigned"
+    (story,) = draft_of(requirement(1, text, author_id="FR-004")).stories
+    assert story.title == "Receive a notification when a job is reassigned"
+    assert story.as_a == "technician"
+    (criterion,) = story.acceptance_criteria
+    assert criterion.when == "a job is reassigned"
+    assert criterion.then == "the system sends a notification to the assigned technician"
+
+
+def test_a_title_too_long_loses_its_last_clause_whole_not_mid_clause() -> None:
+    text = (
+        "The mobile app shall show the technician the full list of parts needed for the job "
+        "when the technician arrives at the customer's site"
+    )
+    (story,) = draft_of(requirement(1, text)).stories
+    assert story.title == "See the full list of parts needed for the job"
+
+
+def test_a_present_tense_statement_reads_as_the_modal_it_means() -> None:
+    text = "The dashboard displays the number of open jobs, overdue jobs and jobs completed today"
+    (story,) = draft_of(requirement(1, text)).stories
+    assert story.title.startswith("See the number of open jobs")
+    (criterion,) = story.acceptance_criteria
+    assert criterion.when == "they open the dashboard"
+    assert criterion.then == text[:1].lower() + text[1:]
+    # A measure keeps its numbers as written: no subject read out of "90% of users".
+    measure = "SC-001: 90% of users complete onboarding in under 3 minutes"
+    (found,) = draft_of(requirement(1, measure, kind=RequirementKind.SUCCESS_CRITERION)).stories
+    assert found.title == "90% of users complete onboarding in under 3 minutes"
+    assert "90% of users" in found.acceptance_criteria[0].then
+
+
+def test_a_constraint_without_its_subject_is_reviewed_as_what_the_product_does() -> None:
+    (story,) = draft_of(
+        requirement(1, "Must comply with GDPR", kind=RequirementKind.CONSTRAINT)
+    ).stories
+    assert story.title == "Comply with GDPR"
+    (criterion,) = story.acceptance_criteria
+    assert (criterion.when, criterion.then) == ("it is reviewed", "the product complies with GDPR")
+
+
+def test_a_size_limit_is_quoted_as_written_and_exceeded_by_one() -> None:
+    text = "FR-003: Users MUST be able to upload files up to 10 MB"
+    (story,) = draft_of(requirement(1, text)).stories
+    main, over = story.acceptance_criteria
+    assert main.then == "files up to 10 MB are uploaded"
+    assert over.when == "they try to upload files of 11 MB"
+    assert over.then == "it is refused with a message that the limit is at most 10 MB"
+
+
 def test_generated_criteria_carry_the_requirements_numbers_limits_and_roles() -> None:
     draft = draft_of(*SPEC_KIT)
     reset, assign, attachments, delete, load, found = draft.stories
@@ -424,8 +476,30 @@ def test_the_draft_is_deterministic() -> None:
         "only " * 40_000,
         "allow " * 40_000 + "to",
         "x" * 200_000,
+        "System SHALL send a notice " + "when " * 40_000,
+        "System SHALL send " + "to the " * 30_000,
+        "Must " * 40_000,
+        "The dashboard " + "displays " * 40_000,
+        "Dashboards show " + "quickly " * 40_000 + "x",
+        "System shall upload files up to 10 MB " + "MB " * 40_000,
     ],
-    ids=["spaces", "brackets", "links", "as-a", "ears", "limits", "only", "allow", "one-word"],
+    ids=[
+        "spaces",
+        "brackets",
+        "links",
+        "as-a",
+        "ears",
+        "limits",
+        "only",
+        "allow",
+        "one-word",
+        "conditions",
+        "recipients",
+        "leading-modals",
+        "present-tense",
+        "adverbs",
+        "units",
+    ],
 )
 def test_reading_the_worst_text_stays_linear(worst: str) -> None:
     started = time.perf_counter()
