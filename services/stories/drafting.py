@@ -39,7 +39,8 @@ from services.stories.statements import Limit, Statement
 
 TITLE_CHARS = 70
 _TITLE_STOPWORDS = statements.word_set(
-    "a an and the of to for with on in by or at from as via into their its your"
+    "a an and the of to for with on in by or at from as via into their its your is are was "
+    "were be been than that which who whose not does do so"
 )
 _OPENING_VERBS = statements.word_set(
     "open opens opened view views visit visits select selects navigate navigates go goes "
@@ -52,7 +53,11 @@ _INPUT_VERBS = statements.word_set(
 _CHECKED_KINDS = frozenset(
     {RequirementKind.NON_FUNCTIONAL, RequirementKind.SUCCESS_CRITERION, RequirementKind.CONSTRAINT}
 )
-_CLAUSE_WORDS = statements.word_set("when whenever if once after while where which that unless")
+_CLAUSE_WORDS = statements.word_set(
+    "when whenever if once after while where which that unless until because"
+)
+_SUBORDINATORS = statements.word_set("after before when whenever if once while until unless as")
+_COMMA_CLAUSES = statements.word_set("so which including such e.g. i.e. but whereas")
 _PARTICLES = frozenset({"in", "out", "up", "down", "off", "back"})
 _PRIORITIES: tuple[tuple[Priority, tuple[str, ...]], ...] = (
     (Priority.P1, ("p0", "p1", "must", "critical", "high", "highest", "blocker", "urgent")),
@@ -164,11 +169,17 @@ def _lead_first(head: _Read, members: list[_Read]) -> list[_Read]:
 
 def _packed(groups: list[list[_Read]], most: int) -> list[list[_Read]]:
     """Past ``most`` stories, neighbouring groups share a story (each still cited)."""
-    size = -(-len(groups) // most)
-    return [
-        [item for group in groups[start : start + size] for item in group]
-        for start in range(0, len(groups), size)
-    ]
+    if len(groups) <= most:
+        return groups
+    # As few shared stories as fit: 101 groups in 100 stories share one, not fifty.
+    base, extra = divmod(len(groups), most)
+    packed: list[list[_Read]] = []
+    start = 0
+    for index in range(most):
+        size = base + (1 if index < extra else 0)
+        packed.append([item for group in groups[start : start + size] for item in group])
+        start += size
+    return packed
 
 
 # --- one story -----------------------------------------------------------------------------
@@ -306,7 +317,7 @@ def _section_title(section: str) -> str:
 
 
 def _finish_title(phrase: str) -> str:
-    words = phrase.replace("…", " ").split()
+    words = _main_clause(_first_sentence(phrase.replace("…", " ").split()))
     if len(" ".join(words)) > TITLE_CHARS:
         words = _before_a_clause(words)
     cut: list[str] = []
@@ -322,18 +333,57 @@ def _finish_title(phrase: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _first_sentence(words: list[str]) -> list[str]:
+    """A title says one thing: "Streaming output. Inline status ..." → "Streaming output"."""
+    for index, word in enumerate(words[:-1]):
+        if index >= 1 and word.endswith((".", ";", "!", "?")) and not _abbreviation(word):
+            return words[: index + 1]
+    return words
+
+
+def _main_clause(words: list[str]) -> list[str]:
+    """ "After tool selection, the portal runs an auth probe" → "the portal runs an auth
+    probe": a leading clause says when, the title says what."""
+    if not words or words[0].lower() not in _SUBORDINATORS:
+        return words
+    for index, word in enumerate(words[:-3]):
+        if word.endswith(","):
+            return words[index + 1 :]
+    return words
+
+
 def _before_a_clause(words: list[str]) -> list[str]:
-    """A title too long loses its last clause whole ("... when a job is reassigned"), so a
-    cut never ends mid-clause ("... when a job is")."""
+    """A title too long loses its last clause whole ("... when a job is reassigned", "...,
+    so that ...", "... and see ..."), so a cut never ends mid-clause ("... when a job is")."""
     length = 0
     last = 0
     for index, word in enumerate(words):
         length += len(word) + (1 if index else 0)
         if length > TITLE_CHARS:
             break
-        if index >= 2 and word.lower() in _CLAUSE_WORDS:
+        lower = word.lower()
+        follower = words[index + 1].lower() if index + 1 < len(words) else ""
+        if index >= 2 and (
+            lower in _CLAUSE_WORDS
+            or (lower in {"and", "or", "then"} and statements.base_verb(follower) != "")
+            or word in {"-", "\u2013", "\u2014"}
+        ):
             last = index
+        elif index >= 2 and (
+            word.endswith(":") or (word.endswith(",") and _opens_a_clause(follower))
+        ):
+            last = index + 1
     return words[:last] if last else words
+
+
+def _opens_a_clause(word: str) -> bool:
+    """After a comma: "so", "which", "capturing ..." open a clause; "git, and npx" is a list."""
+    return word in _COMMA_CLAUSES or (word.endswith("ing") and len(word) > 5)
+
+
+def _abbreviation(word: str) -> bool:
+    """ "e.g.", "i.e.", "etc.", "vs.": a dot that ends no sentence."""
+    return word.count(".") > 1 or word.lower() in {"etc.", "vs.", "approx.", "incl."}
 
 
 # --- what they want and why ----------------------------------------------------------------

@@ -166,7 +166,20 @@ def clean(text: str) -> str:
     start = 0
     while start < len(words) and (_is_marker(words[start]) or words[start] in _MARKS):
         start += 1
+    if start:
+        start = _after_label(words, start)
     return " ".join(words[start:])
+
+
+def _after_label(words: list[str], start: int) -> int:
+    """Past an aside between the id and its colon: "FR-3.28 *(intentional non-capability)*:
+    Tool selection ..." starts at "Tool" (at most twelve words, else it is no label)."""
+    if start >= len(words) or not words[start].lstrip("*_").startswith("("):
+        return start
+    for index in range(start, min(start + 12, len(words))):
+        if words[index].replace("*", "").replace("_", "").endswith("):"):
+            return index + 1
+    return start
 
 
 _MARKS = frozenset({"-", "\u2013", "\u2014", ":", "*", "\u2022"})
@@ -216,7 +229,18 @@ def drop_parentheses(text: str) -> str:
             depth -= 1
         elif not depth:
             out.append(char)
-    return " ".join("".join(out).split())
+    words = "".join(out).split()
+    # "multi-step (not a single form), capturing" → "multi-step, capturing".
+    joined: list[str] = []
+    for word in words:
+        if joined and word[:1] in ",;:." and not word.strip(",;:."):
+            joined[-1] += word
+        elif joined and word[:1] in ",;:" and len(word) > 1:
+            joined[-1] += word[0]
+            joined.append(word[1:])
+        else:
+            joined.append(word)
+    return " ".join(joined)
 
 
 # --- the statement -------------------------------------------------------------------------
@@ -461,7 +485,7 @@ def _present(plain: str, personas: frozenset[str]) -> Statement | None:
     the open jobs" as "The dashboard will display ...", "Dispatchers see ..." likewise."""
     words = plain.split()
     for index in range(1, min(len(words) - 1, 5)):
-        base = _base_verb(words[index].lower())
+        base = base_verb(words[index].lower())
         if base not in VERBS:
             continue
         subject = " ".join(words[:index])
@@ -477,7 +501,7 @@ def _present(plain: str, personas: frozenset[str]) -> Statement | None:
     return None
 
 
-def _base_verb(word: str) -> str:
+def base_verb(word: str) -> str:
     """ "displays" → "display", "notifies" → "notify", "pushes" → "push"; "" otherwise.
     Base forms themselves count only after a plural subject ("Dispatchers see")."""
     if word in VERBS:

@@ -115,8 +115,12 @@ def test_past_the_draft_ceiling_neighbours_share_a_story_and_none_is_dropped() -
     count = logic.MAX_DRAFT_STORIES + 30
     many = [requirement(n, f"Export report {n} to PDF") for n in range(1, count + 1)]
     draft = draft_of(*many)
-    assert len(draft.stories) <= logic.MAX_DRAFT_STORIES
+    assert len(draft.stories) == logic.MAX_DRAFT_STORIES
     assert sorted(i for s in draft.stories for i in s.requirement_ids) == sorted(r.id for r in many)
+    # As few shared stories as fit: 30 stories take two requirements, the rest one.
+    sizes = sorted(len(s.requirement_ids) for s in draft.stories)
+    assert sizes.count(2) == 30
+    assert sizes.count(1) == logic.MAX_DRAFT_STORIES - 30
 
 
 def test_a_user_story_and_its_ears_lines_make_one_story_with_those_criteria() -> None:
@@ -212,6 +216,44 @@ def test_titles_are_short_plain_and_cut_at_a_word() -> None:
     assert not story.title.endswith((".", ",", " and", " the"))
     assert story.title.startswith("Filter the jobs of every region")
     assert long.split()[3] not in story.title.split()  # "The" ... no "system shall" opening
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        # BMAD PRD lines (bmad-demo prd.md): an aside between id and colon, two sentences.
+        (
+            "FR-3.28 *(intentional non-capability)*: Tool selection is opt-in (the wizard "
+            "asks). The portal does not auto-detect-and-auto-pick the trainee's tool.",
+            "Tool selection is opt-in",
+        ),
+        (
+            "FR-3.6: The setup wizard is multi-step (not a single form), capturing project "
+            "name, target directory, communication language and skill level",
+            "The setup wizard is multi-step",
+        ),
+        # A leading clause says when; the title says what.
+        (
+            "FR-3.3: After tool selection, the portal runs a tool-specific auth probe and "
+            "gates Phase 1 on its result",
+            "The portal runs a tool-specific auth probe and gates Phase 1",
+        ),
+        # ", so" opens a clause; "node, git, and npx" is a list and stays whole.
+        (
+            "FR-1.2: A trainee can deep-link directly to any lesson, lab, or capstone step by "
+            "URL, so links can be shared in chat",
+            "Deep-link directly to any lesson, lab, or capstone step by URL",
+        ),
+        (
+            "FR-3.2: Phase 0 verifies node, git, and npx are on PATH at supported versions "
+            "before anything else runs",
+            "Phase 0 verifies node, git, and npx are on PATH at supported versions",
+        ),
+    ],
+)
+def test_a_long_title_is_cut_where_a_sentence_or_clause_ends(text: str, title: str) -> None:
+    (story,) = draft_of(requirement(1, text)).stories
+    assert story.title == title
 
 
 def test_personas_come_from_the_statement_then_the_card() -> None:
