@@ -73,6 +73,9 @@ class _Read:
 
     requirement: Requirement
     statement: Statement
+    """Its first sentence read (a title says one thing)."""
+    more: tuple[str, ...] = ()
+    """Its other sentences: each a criterion in the author's words."""
 
 
 def offline_draft(epic: Epic) -> StoriesDraft:
@@ -89,7 +92,7 @@ def stories_for(epic: Epic, requirements: list[Requirement]) -> list[DraftStory]
     everyone = [p for personas in by_card.values() for p in personas]
     known = frozenset(everyone)
     fallback = _most_common(everyone) or "user"
-    reads = [_Read(r, statements.read(r.text, known)) for r in requirements]
+    reads = [_read(r, known) for r in requirements]
     groups = _groups(reads)
     if len(groups) > MAX_DRAFT_STORIES:
         groups = _packed(groups, MAX_DRAFT_STORIES)
@@ -102,6 +105,13 @@ def stories_for(epic: Epic, requirements: list[Requirement]) -> list[DraftStory]
 def _card(requirement: Requirement) -> str:
     """The card a requirement comes from (its id is ``<card id>:R<n>``)."""
     return requirement.id.rpartition(":R")[0]
+
+
+def _read(requirement: Requirement, personas: frozenset[str]) -> _Read:
+    said = statements.sentences(statements.clean(requirement.text))
+    if len(said) < 2:
+        return _Read(requirement, statements.read(requirement.text, personas))
+    return _Read(requirement, statements.read(said[0], personas), tuple(said[1:]))
 
 
 def _read_one(text: str, personas: frozenset[str]) -> _Read:
@@ -438,7 +448,18 @@ def _criteria(group: list[_Read], persona: str) -> list[DraftCriterion]:
             found.append(_line(member.statement, persona, member.requirement.text))
     if not found:
         found = specific(lead.statement, persona, lead.requirement.kind)
+        found += [_said(lead.statement, persona, sentence) for sentence in lead.more]
     return _unique(found)[:MAX_CRITERIA]
+
+
+def _said(statement: Statement, persona: str, sentence: str) -> DraftCriterion:
+    """A further sentence of the requirement, as the outcome it states."""
+    return _criterion(
+        given=_a(persona),
+        when=_fill_when(statement),
+        then=_lower_first(sentence.rstrip(".;")),
+        text=sentence,
+    )
 
 
 def _unique(criteria: list[DraftCriterion]) -> list[DraftCriterion]:
@@ -580,7 +601,7 @@ def _main(statement: Statement, persona: str) -> DraftCriterion:
             given=given, when=f"they {_bare(statement.action)}", then=_outcome(statement.action)
         )
     text = statements.split_purpose(statement.text)[0]
-    return _criterion(given=given, when="they use it", then=_lower_first(text))
+    return _criterion(given=given, when=_fill_when(statement), then=_lower_first(text))
 
 
 def _measured(statement: Statement) -> DraftCriterion:
@@ -666,7 +687,8 @@ def _fill_when(statement: Statement) -> str:
     if statement.action and not statement.subject:
         return f"they {_bare(statement.action)}"
     if not statement.subject:
-        return "they use it"
+        used = statements.thing_used(statement.text)
+        return f"they use {used}" if used else "they use it"
     head = statement.subject.lower().split()[-1]
     verb = "open" if head in statements.OPENED_WORDS else "use"
     return f"they {verb} {statement.subject}"

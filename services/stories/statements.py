@@ -49,7 +49,8 @@ PURPOSE_VERBS = VERBS | word_set(
 
 ROLE_WORDS = word_set(
     """
-    admin administrator agent analyst approver architect author buyer caller cashier clerk
+    admin administrator agent analyst approver architect attendee author buyer caller cashier
+    clerk facilitator stakeholder trainee
     client coach contributor coordinator courier creator customer designer developer
     dispatcher doctor driver editor employee engineer guest host instructor investor learner
     maintainer manager member merchant moderator nurse officer operator organiser organizer
@@ -241,6 +242,51 @@ def drop_parentheses(text: str) -> str:
         else:
             joined.append(word)
     return " ".join(joined)
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a cleaned text, split where a word ends in ".", "!", "?" or ";" and
+    the next begins a sentence (a capital or a digit); "e.g." and "v1.2" split nothing."""
+    words = text.split()
+    out: list[str] = []
+    start = 0
+    for index, word in enumerate(words[:-1]):
+        follower = words[index + 1]
+        if (
+            index > start
+            and word.endswith((".", "!", "?", ";"))
+            and word.count(".") <= 1
+            and word.lower() not in _NO_SENTENCE_END
+            and (follower[:1].isupper() or follower[:1].isdigit())
+        ):
+            out.append(" ".join(words[start : index + 1]))
+            start = index + 1
+    if start < len(words):
+        out.append(" ".join(words[start:]))
+    return out
+
+
+_NO_SENTENCE_END = frozenset({"etc.", "vs.", "approx.", "incl.", "e.g.", "i.e.", "no.", "fig."})
+
+
+def thing_used(text: str) -> str:
+    """What a present-tense statement is about, when it is a thing a person uses: "the path
+    picker" in "The path picker accepts text input"; "" unless it reads "<the|each> <one to
+    three words> <verb>s ..." and names no person."""
+    words = text.split()
+    if len(words) < 3 or words[0].lower() not in _THING_ARTICLES:
+        return ""
+    for index in range(2, min(len(words) - 1, 5)):
+        lower = words[index].lower()
+        if lower.isalpha() and lower.endswith("s") and not lower.endswith("ss"):
+            subject = words[1:index]
+            if not all(w.isalpha() and w.islower() for w in subject) or is_role(subject[-1]):
+                return ""
+            return " ".join([words[0].lower(), *subject])
+    return ""
+
+
+_THING_ARTICLES = frozenset({"the", "each", "every"})
 
 
 # --- the statement -------------------------------------------------------------------------

@@ -408,6 +408,57 @@ def test_a_size_limit_is_quoted_as_written_and_exceeded_by_one() -> None:
     assert over.then == "it is refused with a message that the limit is at most 10 MB"
 
 
+def test_each_further_sentence_of_a_requirement_is_a_criterion_in_the_authors_words() -> None:
+    # BMAD PRD, FR-3.6: one requirement, three sentences, no written criteria.
+    text = (
+        "FR-3.6: The setup wizard is multi-step, capturing project name and target directory. "
+        "Per-step back navigation is non-destructive; nothing persists to disk until Phase 2 "
+        "completes."
+    )
+    (story,) = draft_of(requirement(1, text, author_id="FR-3.6")).stories
+    assert story.title == "The setup wizard is multi-step"
+    first, second, third = story.acceptance_criteria
+    assert first.then == "the setup wizard is multi-step, capturing project name and target " + (
+        "directory"
+    )
+    assert first.when == "they use the setup wizard"
+    assert (second.then, second.text) == (
+        "per-step back navigation is non-destructive",
+        "Per-step back navigation is non-destructive;",
+    )
+    assert third.then == "nothing persists to disk until Phase 2 completes"
+    assert third.when == "they use the setup wizard"
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("Streaming output. Inline status.", ["Streaming output.", "Inline status."]),
+        ("Use tools (e.g. claude). Done", ["Use tools (e.g. claude).", "Done"]),
+        ("Version v1.2. is out", ["Version v1.2. is out"]),
+        ("Saves drafts; Syncs later", ["Saves drafts;", "Syncs later"]),
+        ("ends in lower. case", ["ends in lower. case"]),
+    ],
+)
+def test_sentences_split_where_one_ends_and_the_next_begins(text: str, parts: list[str]) -> None:
+    assert statements.sentences(text) == parts
+
+
+@pytest.mark.parametrize(
+    ("text", "thing"),
+    [
+        ("The path picker accepts text input", "the path picker"),
+        ("Each phase opens a fresh chat session", "each phase"),
+        ("The dispatcher sees the board", ""),  # a person, not a thing used
+        ("A trainee selects their AI tool", ""),
+        ("Phase 0 verifies node", ""),
+        ("If the trainee abandons the wizard", ""),
+    ],
+)
+def test_the_thing_a_present_tense_statement_is_about(text: str, thing: str) -> None:
+    assert statements.thing_used(text) == thing
+
+
 def test_generated_criteria_carry_the_requirements_numbers_limits_and_roles() -> None:
     draft = draft_of(*SPEC_KIT)
     reset, assign, attachments, delete, load, found = draft.stories
@@ -524,6 +575,8 @@ def test_the_draft_is_deterministic() -> None:
         "The dashboard " + "displays " * 40_000,
         "Dashboards show " + "quickly " * 40_000 + "x",
         "System shall upload files up to 10 MB " + "MB " * 40_000,
+        "A. " * 70_000,
+        "The " + "parts " * 40_000,
     ],
     ids=[
         "spaces",
@@ -541,6 +594,8 @@ def test_the_draft_is_deterministic() -> None:
         "present-tense",
         "adverbs",
         "units",
+        "sentences",
+        "thing-used",
     ],
 )
 def test_reading_the_worst_text_stays_linear(worst: str) -> None:
