@@ -412,7 +412,7 @@ def test_each_further_sentence_of_a_requirement_is_a_criterion_in_the_authors_wo
     # BMAD PRD, FR-3.6: one requirement, three sentences, no written criteria.
     text = (
         "FR-3.6: The setup wizard is multi-step, capturing project name and target directory. "
-        "Per-step back navigation is non-destructive; nothing persists to disk until Phase 2 "
+        "Per-step back navigation is non-destructive. Nothing persists to disk until Phase 2 "
         "completes."
     )
     (story,) = draft_of(requirement(1, text, author_id="FR-3.6")).stories
@@ -424,7 +424,7 @@ def test_each_further_sentence_of_a_requirement_is_a_criterion_in_the_authors_wo
     assert first.when == "they use the setup wizard"
     assert (second.then, second.text) == (
         "per-step back navigation is non-destructive",
-        "Per-step back navigation is non-destructive;",
+        "Per-step back navigation is non-destructive.",
     )
     assert third.then == "nothing persists to disk until Phase 2 completes"
     assert third.when == "they use the setup wizard"
