@@ -5,7 +5,8 @@ The document reader (the gateway's ``ingest``) has already found the requirement
 wrote, with their ids, priorities, criteria and spans (``Card.document``). They are kept as
 written, every one of them: the LLM (or the offline provider) adds a summary, the kind,
 personas, a priority, open questions, and only the requirements the reader did not find, each
-of which must quote the card's text.
+each placed in the card's text (the passage it quotes, else the one most like it
+where the model is the card's only reader).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from services.runtime.llm import LLMRequest
 from services.runtime.prompts import PromptTemplate, fence, load_prompt
 from services.runtime.text import (
     Segment,
+    best_segment,
     content_hash,
     has_any,
     locate,
@@ -113,18 +115,12 @@ def cache_input(card: Card) -> str:
 
 
 def validate(card: Card) -> Callable[[AnalysisDraft], None]:
-    """The checks a schema cannot make: every quote points into the card's text, and a card
-    whose reader found nothing gets at least one requirement. Messages name positions, never
-    the answer's text."""
+    """The check a schema cannot make: a card whose reader found nothing gets at least one
+    requirement from the model. Quotes are not checked here: a small model rarely copies
+    verbatim, and a re-ask for every paraphrase doubles the calls; ``to_analysis`` places
+    each requirement instead. Messages name positions, never the answer's text."""
 
     def check(draft: AnalysisDraft) -> None:
-        for number, requirement in enumerate(draft.requirements, start=1):
-            quote = requirement.quote or requirement.text
-            if locate(quote, card.body) is None:
-                raise ValueError(
-                    f"requirement {number}: its quote is not in the card body; copy the "
-                    "sentence or bullet verbatim"
-                )
         if not card.stated and not draft.requirements:
             raise ValueError("no requirement given; list what the card asks for")
 
@@ -155,13 +151,19 @@ def to_analysis(card: Card, draft: AnalysisDraft) -> CardAnalysis:
         _from_stated(requirement_id(card.card_id, index), stated)
         for index, stated in enumerate(card.stated)
     ]
+    # Only the author's spans are taken: the model may draw two requirements from one
+    # sentence, but never restate one the author wrote.
     taken = [(r.source_span.start, r.source_span.end) for r in requirements]
     known_texts = {_fold(r.text) for r in requirements}
     for drafted in draft.requirements:
         span = locate(drafted.quote, card.body) or locate(drafted.text, card.body)
+        if span is None and not card.stated:
+            # The model is the card's only reader: its requirement is kept, traced to the
+            # passage most like it. Beside the author's own list, a guess with no place in
+            # the text is not added.
+            span = best_segment(drafted.quote or drafted.text, card.body)
         if span is None or _overlaps(span, taken) or _fold(drafted.text) in known_texts:
             continue
-        taken.append(span)
         known_texts.add(_fold(drafted.text))
         requirements.append(
             Requirement(

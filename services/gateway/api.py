@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import new_event_id
-from services.gateway import commands, controls, export, quality_api, queries, uploads
+from services.gateway import commands, controls, export, ingest, quality_api, queries
 from services.gateway.auth import tenant_of
 from services.gateway.problems import Problem
 from services.gateway.tables import uploads as uploads_table
@@ -100,14 +100,14 @@ async def add_cards(project_id: str, body: CardsIn, request: Request, tenant: Te
 @router.post("/projects/{project_id}/uploads", status_code=202)
 async def upload(project_id: str, file: UploadFile, request: Request, tenant: Tenant) -> Any:
     settings = request.app.state.settings
-    limits = uploads.UploadLimits.from_settings(settings)
+    limits = ingest.UploadLimits.from_settings(settings)
     async with _sessions(request)() as session:
         await queries.project_row(session, tenant, project_id)
     async with request.app.state.upload_slots:
         data = await _read_limited(file, limits)
         # Splitting is CPU work on up to 5 MB: off the event loop, so polls stay answered.
         drafts = await asyncio.to_thread(
-            uploads.split_upload, file.filename, file.content_type, data, limits
+            ingest.split_upload, file.filename, file.content_type, data, limits
         )
     upload_id = new_event_id()
     new_cards = [
@@ -125,16 +125,23 @@ async def upload(project_id: str, file: UploadFile, request: Request, tenant: Te
                 created_at=datetime.now(UTC),
             )
         )
-        ids = await commands.add_cards(session, tenant, project_id, new_cards, upload_id=upload_id)
+        ids = await commands.add_cards(
+            session,
+            tenant,
+            project_id,
+            new_cards,
+            upload_id=upload_id,
+            documents=[d.document for d in drafts],
+        )
     _committed(request)
     return {"upload_id": upload_id, "cards": ids}
 
 
-async def _read_limited(file: UploadFile, limits: uploads.UploadLimits) -> bytes:
+async def _read_limited(file: UploadFile, limits: ingest.UploadLimits) -> bytes:
     chunks, size = [], 0
     while chunk := await file.read(64 * 1024):
         size += len(chunk)
-        uploads.check_file_size(size, limits)
+        ingest.check_file_size(size, limits)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import Envelope, new_event_id, root_envelope
 from contracts.backlog import Epic, Story
+from contracts.documents import DocumentContext
 from contracts.events import (
     AnalysedCardRef,
     AnalysisRequested,
@@ -87,8 +88,10 @@ async def add_cards(
     project_id: str,
     new_cards: list[CardIn],
     upload_id: str | None = None,
+    documents: list[DocumentContext | None] | None = None,
 ) -> list[str]:
-    """Stores the cards and publishes one cards.submitted event each."""
+    """Stores the cards and publishes one cards.submitted event each, with what the document
+    reader found in each (``documents``, by index) when the cards come from an upload."""
     start = (
         await session.execute(
             select(projects.c.card_count).where(projects.c.project_id == project_id)
@@ -120,6 +123,7 @@ async def add_cards(
             external_id=card.external_id,
             upload_id=upload_id,
             position=position,
+            document=documents[offset] if documents is not None else None,
         )
         await enqueue(session, CARDS_SUBMITTED.name, _root(event, tenant, project_id, card_id))
         ids.append(card_id)

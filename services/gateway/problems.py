@@ -48,7 +48,7 @@ PROBLEMS: Mapping[str, ProblemSpec] = _registry(
     ProblemSpec("request_too_large", 413, "Request too large"),
     ProblemSpec("validation_failed", 422, "The request is invalid"),
     ProblemSpec("rate_limited", 429, "Too many requests"),
-    # uploads (services.gateway.uploads)
+    # uploads (services.gateway.ingest)
     ProblemSpec("upload_too_large", 413, "File too large"),
     ProblemSpec("too_many_cards", 413, "Too many cards"),
     ProblemSpec("card_too_long", 422, "Card too long"),

@@ -104,22 +104,36 @@ def test_a_new_requirement_from_the_llm_gets_its_span_and_kind() -> None:
     assert requirement.kind is RequirementKind.NON_FUNCTIONAL
 
 
-def test_a_quote_that_is_not_in_the_card_is_refused_so_the_model_is_asked_again() -> None:
-    card = logic.Card("c3", "p1", "Payments", "Shoppers pay by card.")
+def test_a_quote_not_in_the_card_is_traced_to_the_closest_passage_or_dropped_beside_the_authors() -> (
+    None
+):
+    card = logic.Card("c3", "p1", "Payments", "Intro.\n\nShoppers pay by card or by voucher.")
     draft = logic.AnalysisDraft(
         summary="s",
         kind=CardKind.FEATURE,
         personas=["shopper"],
         priority=Priority.P2,
         open_questions=[],
-        requirements=[logic.DraftRequirement(text="Pay by crypto", quote="pay with bitcoin")],
+        requirements=[
+            logic.DraftRequirement(text="Card payments", quote="shoppers pay with a card"),
+            logic.DraftRequirement(text="Voucher payments", quote="paid by voucher"),
+        ],
     )
-    with pytest.raises(ValueError, match="requirement 1: its quote is not in the card body"):
-        logic.validate(card)(draft)
+    logic.validate(card)(draft)  # a paraphrase is no reason to ask again
+    spans = [r.source_span for r in logic.to_analysis(card, draft).requirements]
+    assert [card.body[s.start : s.end] for s in spans] == [
+        "Shoppers pay by card or by voucher."
+    ] * 2
     with pytest.raises(ValueError, match="no requirement given"):
         logic.validate(card)(draft.model_copy(update={"requirements": []}))
-    # A card whose reader found requirements needs none from the model.
-    logic.validate(stated_card(1))(draft.model_copy(update={"requirements": []}))
+    # A card whose reader found requirements needs none from the model, and a guess with no
+    # place in its text is not added to them.
+    stated = stated_card(1)
+    logic.validate(stated)(draft.model_copy(update={"requirements": []}))
+    hallucinated = draft.model_copy(
+        update={"requirements": [logic.DraftRequirement(text="Pay by crypto", quote="bitcoin")]}
+    )
+    assert [r.author_id for r in logic.to_analysis(stated, hallucinated).requirements] == ["FR-001"]
 
 
 def test_the_prompt_carries_the_structure_inside_one_fence() -> None:

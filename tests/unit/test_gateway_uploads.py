@@ -1,4 +1,5 @@
-"""Splitting uploaded files into cards: formats, encodings, limits and their problems."""
+"""Splitting uploaded files into cards: formats, limits, ids and their problems, whatever the
+reader (Markdown and text reading: tests/unit/ingest/test_document.py)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,18 @@ import json
 
 import pytest
 
-from services.gateway.problems import PROBLEMS, Problem
-from services.gateway.uploads import (
-    ACCEPTED_EXTENSIONS,
+from services.gateway.ingest import (
     CardDraft,
     UploadError,
     UploadFormat,
     UploadLimits,
     check_file_size,
-    clean_body,
-    derive_title,
     detect_format,
-    shorten,
     split_upload,
 )
+from services.gateway.ingest.model import ACCEPTED_EXTENSIONS
+from services.gateway.ingest.normalise import clean_body, derive_title, shorten
+from services.gateway.problems import PROBLEMS, Problem
 from services.runtime.settings import Settings
 
 
@@ -82,190 +81,13 @@ def test_other_files_are_unsupported_media_types_listing_the_accepted_ones(
         assert "'.pdf'" in error.detail
 
 
-# --- markdown ------------------------------------------------------------------------------
-
-PRD = """\
----
-title: Checkout
-owner: someone
----
-# Checkout PRD
-
-Checkout lets shoppers pay.
-
-## Guest checkout
-
-Shoppers buy without an account.
-
-- ask for an email
-- ask for an address
-
-### Acceptance
-
-It works.
-
-## Saved cards
-
-Returning shoppers pay with a stored card.
-
-```md
-## Not a heading: inside a code fence
-```
-
-## Empty section
-"""
-
-
-def test_markdown_splits_at_the_repeated_level_keeping_deeper_headings_in_the_body() -> None:
-    cards = split("prd.md", PRD)
-    assert titles(cards) == ["Checkout PRD", "Guest checkout", "Saved cards", "Empty section"]
-    intro, guest, saved, empty = cards
-    assert intro.body == "Checkout lets shoppers pay."
-    assert guest.body == (
-        "Shoppers buy without an account.\n\n- ask for an email\n- ask for an address\n\n"
-        "### Acceptance\n\nIt works."
-    )
-    assert "## Not a heading: inside a code fence" in saved.body
-    assert empty.body == ""
-    assert [card.position for card in cards] == [0, 1, 2, 3]
-    assert all(card.external_id is None for card in cards)
-    assert "owner" not in "".join(card.body for card in cards)  # front matter is not a card
-
-
-def test_markdown_title_only_document_heading_is_not_a_card() -> None:
-    cards = split("prd.md", "# Product\n\n## A\ntext a\n\n## B\ntext b\n")
-    assert titles(cards) == ["A", "B"]
-
-
-def test_markdown_with_repeated_top_level_headings_splits_there() -> None:
-    cards = split("notes.md", "# One\n## detail\nx\n## detail 2\ny\n# Two\nz\n")
-    assert titles(cards) == ["One", "Two"]
-    assert cards[0].body == "## detail\nx\n## detail 2\ny"
-
-
-def test_markdown_without_a_repeated_level_splits_at_the_deepest_one() -> None:
-    cards = split("doc.md", "# Doc\nintro\n## Only feature\nwhat it does\n")
-    assert titles(cards) == ["Doc", "Only feature"]
-    assert cards[1].body == "what it does"
-
-
-def test_markdown_text_before_the_first_heading_is_a_card_with_a_derived_title() -> None:
-    cards = split("doc.md", "Some preface. More words.\n\n## A\na\n## B\nb\n")
-    assert titles(cards) == ["Some preface", "A", "B"]
-    assert cards[0].body == "Some preface. More words."
-
-
-def test_markdown_heading_markup_is_removed_from_titles() -> None:
-    text = "## **Login** with `SSO` ##\nx\n## [Export](https://x.test) to CSV\ny\n"
-    assert titles(split("a.md", text)) == ["Login with SSO", "Export to CSV"]
-
-
-def test_markdown_setext_headings_count() -> None:
-    text = (
-        "Login\n=====\nusers sign in\n\nExport\n======\nto csv\n\nnot a heading\ncontinued\n---\n"
-    )
-    cards = split("a.md", text)
-    assert titles(cards) == ["Login", "Export"]
-    assert cards[1].body == "to csv\n\nnot a heading\ncontinued\n---"
-
-
-def test_markdown_empty_heading_takes_its_title_from_the_body() -> None:
-    cards = split("a.md", "## \nUsers reset passwords. By email.\n## B\nb\n")
-    assert titles(cards) == ["Users reset passwords", "B"]
-
-
-def test_markdown_of_only_bullets_makes_a_card_per_top_level_bullet() -> None:
-    text = (
-        "- **Login**: users sign in\n"
-        "  - with SSO\n"
-        "  - with a password\n"
-        "- Export reports to CSV. Also to PDF\n"
-        "  lazily continued line\n"
-        "\n"
-        "* [ ] Third item\n"
-        "1. Numbered item\n"
-    )
-    cards = split("list.md", text)
-    assert titles(cards) == ["Login", "Export reports to CSV", "Third item", "Numbered item"]
-    assert cards[0].body == "**Login**: users sign in\n- with SSO\n- with a password"
-    assert cards[1].body == "Export reports to CSV. Also to PDF\nlazily continued line"
-
-
-def test_markdown_bullets_under_a_heading_stay_in_its_body() -> None:
-    cards = split("list.md", "# Features\n- a\n- b\n")
-    assert titles(cards) == ["Features"]
-    assert cards[0].body == "- a\n- b"
-
-
-def test_markdown_without_headings_and_with_prose_reads_like_text() -> None:
-    cards = split("a.md", "First idea here.\n\nSecond idea:\n\n- detail\n- more\n")
-    assert titles(cards) == ["First idea here", "Second idea"]
-    assert cards[1].body == "- detail\n- more"
-
-
-def test_markdown_without_headings_keeps_fenced_code_and_headed_lists_together() -> None:
-    text = "Setup\n\n- install\n- run\n\n```\ncode\n\nmore code\n```\n\nLogin\n\nExport\n"
-    cards = split("a.md", text)
-    assert titles(cards) == ["Setup", "code", "Login", "Export"]
-    assert cards[0].body == "- install\n- run"
-    assert cards[1].body == "```\ncode\n\nmore code\n```"
-
-
-def test_text_lone_heading_line_heads_the_next_paragraph_once() -> None:
-    text = "Login page\n\nUsers must log in.\n\nSecond paragraph.\n\nA\n\nB\n\nC\n"
-    cards = split("a.txt", text)
-    assert [(c.title, c.body) for c in cards] == [
-        ("Login page", "Users must log in."),
-        ("Second paragraph", "Second paragraph."),
-        ("A", "A"),
-        ("B", "B"),
-        ("C", "C"),
-    ]
-
-
-# --- text ----------------------------------------------------------------------------------
-
-
-def test_text_paragraphs_become_cards_with_heading_like_first_lines_as_titles() -> None:
-    text = (
-        "Login page\r\nUsers must be able to log in.\r\n\r\n\r\n"
-        "The system shall export reports in CSV and PDF formats so that finance can reconcile"
-        " them.\n\n"
-        "Wrapped paragraph that starts here\nand goes on in lower case.\n"
-    )
-    cards = split("notes.txt", text)
-    assert titles(cards) == [
-        "Login page",
-        "The system shall export reports in CSV and PDF formats so that finance can…",
-        "Wrapped paragraph that starts here and goes on in lower case",
-    ]
-    assert cards[0].body == "Users must be able to log in."
-    assert cards[1].body.startswith("The system shall export reports")
-    assert cards[2].body == "Wrapped paragraph that starts here\nand goes on in lower case."
-    assert all(len(card.title) <= 80 for card in cards)
-
-
-def test_text_paragraph_ending_with_a_colon_keeps_the_next_one() -> None:
-    cards = split("notes.txt", "Search\nThe app must:\n\n- find by name\n- find by tag\n\nNext.\n")
-    assert titles(cards) == ["Search", "Next"]
-    assert cards[0].body == "The app must:\n\n- find by name\n- find by tag"
-
-
-def test_text_single_line_paragraph_is_title_and_body() -> None:
-    cards = split("a.txt", "Users can reset their password.\n")
-    assert (cards[0].title, cards[0].body) == (
-        "Users can reset their password",
-        "Users can reset their password.",
-    )
-
-
 # --- ids -----------------------------------------------------------------------------------
 
 
 def test_duplicate_external_ids_are_invalid_naming_both_places() -> None:
     error = refused("a.csv", "title,id\na,X-1\nb,X-2\nc,X-1\n")
     assert error.code == "input_invalid"
-    assert "'X-1' is used twice (row 2 and row 4)" in error.detail
+    assert "'X-1' is used twice (row 2 (line 2) and row 4 (line 4))" in error.detail
 
 
 def test_overlong_external_id_is_invalid() -> None:
@@ -293,22 +115,20 @@ def test_whitespace_and_control_characters_are_normalised() -> None:
 
 
 def test_text_is_nfc_normalised() -> None:
-    cards = split("a.txt", "Cafe\u0301 menu\nMore\n")
+    cards = split("a.txt", "# Cafe\u0301 menu\n\n- The menu must list every dish.\n")
     assert cards[0].title == "Caf\u00e9 menu"
 
 
 def test_markdown_marks_are_kept_in_titles_of_other_formats() -> None:
     cards = split("a.csv", "title,body\n__init__ **fix**,x\n,`code` [a](b) rest\n")
     assert titles(cards) == ["__init__ **fix**", "`code` [a](b) rest"]
-    cards = split("a.md", "## __init__ **fix**\nx\n## B\n`code` [a](b) rest\n")
+    cards = split("a.md", "## __init__ **fix**\n- x must y\n## B\n- `code` [a](b) must rest\n")
     assert titles(cards) == ["init fix", "B"]
-    assert titles(split("a.txt", "`code` [a](b) rest.\n")) == ["`code` [a](b) rest"]
 
 
 def test_a_body_without_words_still_gives_a_title() -> None:
     cards = split("cards.json", json.dumps([{"body": "**"}, {"body": "**__**"}]))
     assert titles(cards) == ["**", "**__**"]
-    assert titles(split("a.md", "## \n**\n## B\nb\n")) == ["**", "B"]
 
 
 def test_helpers() -> None:
@@ -340,7 +160,7 @@ def test_too_large_file_is_413_naming_the_limit() -> None:
     assert (error.code, error.status) == ("upload_too_large", 413)
     assert "5 MB (5242880 bytes)" in error.detail
     assert error.extra == {"limit": 5 * 1024 * 1024}
-    assert split("a.txt", b"x" * 100, max_file_bytes=100)  # at the limit is fine
+    assert split("a.txt", b"x" * 100, max_file_bytes=100)  # at the limit is fine (one card)
 
 
 def test_size_check_for_chunked_reads() -> None:
@@ -365,15 +185,13 @@ def test_blank_rows_do_not_count_toward_the_card_limit() -> None:
 
 
 def test_card_over_the_character_limit_is_422_naming_the_card() -> None:
-    text = "## Short\nok\n## Long one\n" + "y" * 50 + "\n"
-    error = refused("a.md", text, max_card_chars=40)
+    text = "title,body\nShort,ok\nLong one," + "y" * 50 + "\n"
+    error = refused("a.csv", text, max_card_chars=40)
     assert (error.code, error.status) == ("card_too_long", 422)
-    assert error.detail == (
-        "Card 2 (line 3, 'Long one') has 58 characters; the limit is 40 per card. Split it."
-    )
+    assert error.detail.startswith("The card at row 3 (line 3) ('Long one') has more than 40")
     assert error.title == "Card too long"
-    assert error.extra == {"limit": 40, "position": 1, "card_title": "Long one", "length": 58}
-    assert len(split("a.md", text, max_card_chars=58)) == 2
+    assert error.extra == {"limit": 40, "card_title": "Long one"}
+    assert len(split("a.csv", text, max_card_chars=58)) == 2
 
 
 def test_card_too_long_names_the_csv_row() -> None:

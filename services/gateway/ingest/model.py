@@ -75,6 +75,8 @@ class CardDraft:
     """0-based order within the upload (``CardSubmitted.position``)."""
     document: DocumentContext | None = None
     """What the reader found in the card (``CardSubmitted.document``)."""
+    where: str = ""
+    """Where in the file it came from, for messages: "row 5", "item [3]", "line 12"."""
 
 
 class UploadError(Problem):

@@ -166,7 +166,7 @@ def record_draft(record: Record, *, file_name: str | None, max_chars: int) -> Ca
         questions=questions,
     )
     external_id = clean_title(record.external_id) if record.external_id else None
-    return CardDraft(title, body, external_id or None, 0, document)
+    return CardDraft(title, body, external_id or None, 0, document, where=record.where)
 
 
 def _check_length(record: Record, title: str, description: str, max_chars: int) -> None:

@@ -1,0 +1,333 @@
+"""What a section is for, judged by its heading and the headings above it: requirements,
+success criteria, a user story, a glossary, questions, context (introduction, overview,
+background) or something else that states no requirement (roadmap, architecture, risks,
+out of scope). Word lists over the lower-cased heading: ``in`` tests only, linear."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import StrEnum
+
+from services.gateway.ingest.inline import strip_inline
+from services.gateway.ingest.statements import without_priority_mark
+
+HEADING_MAX_CHARS = 300
+
+
+class Role(StrEnum):
+    REQUIREMENTS = "requirements"
+    SUCCESS = "success"
+    STORY = "story"
+    GLOSSARY = "glossary"
+    QUESTIONS = "questions"
+    CONTEXT = "context"
+    SKIP = "skip"
+    NEUTRAL = "neutral"
+
+
+# Checked in this order, so "Out of scope features" is out of scope before it is features and
+# "User Scenarios & Testing" holds stories before it is testing.
+_HARD_SKIP = (
+    "out of scope",
+    "out-of-scope",
+    "not in scope",
+    "non-goal",
+    "non goal",
+    "nongoal",
+    "future",
+    "stretch",
+    "nice to have",
+    "nice-to-have",
+    "won't have",
+    "appendix",
+    "roadmap",
+    "risk",
+    "post-mvp",
+    "post mvp",
+    "growth feature",
+    "changelog",
+    "change log",
+    "revision history",
+    "document control",
+    "approval",
+    "sign-off",
+    "table of contents",
+    "quality metrics",
+    "quality gate",
+    "testing strategy",
+    "test strategy",
+    "test plan",
+)
+_GLOSSARY = (
+    "glossary",
+    "definitions",
+    "definition of terms",
+    "terminology",
+    "key entities",
+    "acronym",
+    "abbreviation",
+    "terms",
+)
+_QUESTIONS = (
+    "open question",
+    "edge case",
+    "questions",
+    "unknowns",
+    "open issues",
+    "clarification",
+    "unresolved",
+)
+_SUCCESS = (
+    "success criteri",
+    "success metric",
+    "measurable outcome",
+    "kpi",
+    "metrics",
+    "success measure",
+    "acceptance metric",
+    "outcomes",
+)
+_REQUIREMENTS = (
+    "requirement",
+    "feature",
+    "capabilit",
+    "user stor",
+    "user scenario",
+    "functional",
+    "must have",
+    "must-have",
+    "should have",
+    "could have",
+    "nfr",
+    "constraint",
+    "performance",
+    "security",
+    "accessibility",
+    "reliability",
+    "scalability",
+    "usability",
+    "availability",
+    "privacy",
+    "compliance",
+    "mvp",
+    "scope",
+    "ui/ux",
+    "behaviour",
+    "behavior",
+    "use case",
+    "specification of",
+    "acceptance criteria",
+    "benchmarks",
+    "sla",
+)
+_CONTEXT = (
+    "introduction",
+    "overview",
+    "summary",
+    "background",
+    "problem",
+    "vision",
+    "mission",
+    "purpose",
+    "about",
+    "context",
+    "motivation",
+    "executive",
+    "why ",
+    "value proposition",
+    "definition of",
+    "product definition",
+)
+_SOFT_SKIP = (
+    "persona",
+    "stakeholder",
+    "architecture",
+    "design",
+    "technical spec",
+    "technology",
+    "stack",
+    "timeline",
+    "phase",
+    "milestone",
+    "sprint",
+    "implementation",
+    "task",
+    "reminder",
+    "instruction",
+    "testing",
+    "quality assurance",
+    "mitigation",
+    "assumption",
+    "dependenc",
+    "budget",
+    "cost",
+    "launch",
+    "marketing",
+    "deployment",
+    "operations",
+    "journey",
+    "workflow",
+    "flow",
+    "api",
+    "endpoint",
+    "schema",
+    "data model",
+    "database",
+    "migration",
+    "monitoring",
+    "innovation",
+    "classification",
+    "scoping",
+    "strategy",
+    "current state",
+    "what we know",
+    "verification",
+    "notes",
+    "conclusion",
+    "next steps",
+    "competit",
+    "market",
+    "research",
+    "interview",
+    "insight",
+    "components",
+    "environment",
+    "setup",
+    "installation",
+    "example",
+    "references",
+    "glossary",
+)
+# A heading that only names a part of the section above it: read with that section.
+_PART_NAMES = frozenset(
+    (
+        "acceptance criteria",
+        "acceptance criterion",
+        "acceptance scenarios",
+        "scenarios",
+        "criteria",
+        "user story",
+        "user stories",
+        "details",
+        "notes",
+        "description",
+        "edge cases",
+        "examples",
+        "rationale",
+        "independent test",
+        "test",
+        "tests",
+        "definition of done",
+        "story",
+        "requirements",
+    )
+)
+_NUMBERING = re.compile(
+    r"(?:(?:section|chapter|part)[ \t]{1,5})?[0-9]{1,4}(?:\.[0-9]{1,4}){0,6}\.?[ \t]{1,5}",
+    re.IGNORECASE,
+)
+_STORY_HEADING = re.compile(r"(?:user[ \t]{0,3})?story[ \t]{0,3}#?[0-9]{1,4}\b", re.IGNORECASE)
+_STORY_PREFIX = re.compile(
+    r"(?:user[ \t]{0,3})?story[ \t]{0,3}#?[0-9]{1,4}[ \t]{0,3}[-:.\u2013\u2014]?[ \t]{0,3}",
+    re.IGNORECASE,
+)
+_TEMPLATE_NOTE = re.compile(
+    r"[ \t]{0,5}\((?:mandatory|optional|include if[^()\n]{0,120})\)", re.IGNORECASE
+)
+
+
+def heading_name(raw: str) -> str:
+    """A heading as a title: markup stripped, leading numbering ("4.1.2 ") and template notes
+    ("(mandatory)") and a trailing "(Priority: P1)" dropped."""
+    plain = _without_status(strip_inline(raw[:HEADING_MAX_CHARS]))
+    plain = _TEMPLATE_NOTE.sub("", plain)
+    numbering = _NUMBERING.match(plain)
+    if numbering and numbering.end() < len(plain):
+        plain = plain[numbering.end() :]
+    return without_priority_mark(plain).strip(" :-\u2013\u2014")
+
+
+def _without_status(plain: str) -> str:
+    """ "🚨 Tool filtering ✅ WORKING" → "Tool filtering": a status symbol and what follows it
+    annotate the heading, they do not name it."""
+    start = 0
+    while start < len(plain) and (
+        unicodedata.category(plain[start]) == "So" or plain[start] == " "
+    ):
+        start += 1
+    for index in range(start, len(plain)):
+        if unicodedata.category(plain[index]) == "So":
+            return plain[start:index].strip()
+    return plain[start:]
+
+
+def story_title(name: str) -> str:
+    """ "User Story 1 - Draw arrows" → "Draw arrows"."""
+    prefix = _STORY_PREFIX.match(name)
+    rest = name[prefix.end() :].strip() if prefix else name
+    return rest or name
+
+
+def is_part_name(name: str) -> bool:
+    return name.lower().strip(" :") in _PART_NAMES
+
+
+_NOT_WORD = re.compile(r"[^a-z0-9/+'-]+")
+
+
+def _role_of_name(name: str) -> Role | None:
+    # Words are matched at their start ("api" is not in "capital", "flow" not in "overflow").
+    lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
+    if _STORY_HEADING.match(name.strip()):
+        return Role.STORY
+    if any(f" {word}" in lowered for word in _HARD_SKIP):
+        return Role.SKIP
+    if any(f" {word}" in lowered for word in _GLOSSARY):
+        return Role.GLOSSARY
+    if any(f" {word}" in lowered for word in _QUESTIONS):
+        return Role.QUESTIONS
+    if any(f" {word}" in lowered for word in _SUCCESS):
+        return Role.SUCCESS
+    if any(f" {word}" in lowered for word in _REQUIREMENTS):
+        return Role.REQUIREMENTS
+    if any(f" {word}" in lowered for word in _CONTEXT):
+        return Role.CONTEXT
+    if any(f" {word}" in lowered for word in _SOFT_SKIP):
+        return Role.SKIP
+    return None
+
+
+def role_of(names: list[str]) -> tuple[Role, str]:
+    """The role of a section from its heading names, innermost first (the document's title
+    left out): the first name that says one, with that name; NEUTRAL when none does."""
+    for name in names:
+        role = _role_of_name(name)
+        if role is Role.STORY and name is not names[0]:
+            return Role.REQUIREMENTS, name
+        if role is not None:
+            return role, name
+    return Role.NEUTRAL, ""
+
+
+_STRONG = (
+    "functional requirement",
+    "non-functional",
+    "nonfunctional",
+    "non functional",
+    "security requirement",
+    "performance requirement",
+    "reliability requirement",
+    "usability requirement",
+    "accessibility requirement",
+    "scalability requirement",
+    "availability requirement",
+    "nfr",
+)
+
+
+def is_strong_requirements_heading(name: str) -> bool:
+    """A heading that names the requirements list itself ("Functional Requirements",
+    "Non-Functional Requirements", "Security Requirements", a bare "Requirements")."""
+    lowered = name.lower().strip(" :")
+    return lowered in ("requirements", "requirement") or any(w in lowered for w in _STRONG)
