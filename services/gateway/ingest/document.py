@@ -289,6 +289,8 @@ class _SectionReader:
         self.last_top: StatedRequirement | None = None
         self.last_top_is_label = False
         self.story_index: int | None = None
+        self.section_priority: str | None = None
+        self.story_priority: str | None = None
         self.pending_scenarios: list[str] = []
         self.neutral_items = role is Role.NEUTRAL and _lists_requirements(section.blocks)
 
@@ -296,8 +298,7 @@ class _SectionReader:
 
     def read(self) -> None:
         if self.role is Role.STORY:
-            author = author_priority_of(self.section.title[:300])
-            self.story_priority = author
+            self.story_priority = author_priority_of(self.section.title[:300])
         for block in self.section.blocks:
             if self._metadata(block):
                 continue
@@ -329,8 +330,8 @@ class _SectionReader:
                 if not plain:
                     continue
                 pair = metadata_of(plain)
-                if pair is None:
-                    return False
+                if pair is None or pair[0].lower() == "priority":
+                    return False  # a section's "Priority: P0" is its requirements
                 found.append(pair)
         for key, value in found:
             self.document.metadata.setdefault(key, value)
@@ -439,6 +440,10 @@ class _SectionReader:
         if label in _CONTEXT_LABELS:
             self.card.notes.append(plain)
             return
+        if label == "priority" and rest and len(rest) <= 40:
+            # "**Priority:** P0 (Must Have)" above a list or table: its requirements' priority.
+            self.section_priority = author_priority_of(plain) or rest
+            return
         if self.role is Role.STORY and self.story_index is None and not plain.endswith(":"):
             requirement = self._add(
                 block.text,
@@ -497,9 +502,12 @@ class _SectionReader:
             return
         if self.role is Role.SKIP or self.role is Role.CONTEXT:
             return
-        text_column = _column(header, _TEXT_HEADERS)
-        criteria_column = _column(header, _CRITERIA_HEADERS, exact=True)
-        priority_column = _column(header, _PRIORITY_HEADERS)
+        # "| Requirement | Description |" with ids in the first column: the text is the
+        # description, never the id column again.
+        others = [h if i != id_column else "" for i, h in enumerate(header)]
+        text_column = _column(others, _TEXT_HEADERS)
+        criteria_column = _column(others, _CRITERIA_HEADERS, exact=True)
+        priority_column = _column(others, _PRIORITY_HEADERS)
         for row in block.rows:
             self._row(row, id_column, text_column, criteria_column, priority_column)
 
@@ -532,7 +540,7 @@ class _SectionReader:
             cells[priority_column]
             if priority_column is not None and priority_column < len(cells)
             else None
-        )
+        ) or self.section_priority
         found = statement(
             text,
             row.start,
@@ -567,6 +575,8 @@ class _SectionReader:
             raw = raw[:PLAIN_MAX_CHARS]
         section = self.section_name if not self.label else f"{self.section_name}: {self.label}"
         found = statement(raw, start, form=form, section=section, author_priority=priority)
+        if found is not None and found.author_priority is None and self.section_priority:
+            found = found.model_copy(update={"author_priority": self.section_priority})
         if found is None:
             self._note_or_question(block, strip_inline(raw))
             return None

@@ -300,14 +300,25 @@ def _role_of_name(name: str) -> Role | None:
 
 def role_of(names: list[str]) -> tuple[Role, str]:
     """The role of a section from its heading names, innermost first (the document's title
-    left out): the first name that says one, with that name; NEUTRAL when none does."""
+    left out): the first name that says one, with that name; NEUTRAL when none does. Under
+    a heading that names the requirements list itself ("Functional Requirements"), an inner
+    heading's softer words ("Phase 1 - Setup wizard", "API") do not take its requirements
+    away; only out-of-scope, future and risk headings do."""
+    inside_list = any(is_strong_requirements_heading(name) for name in names[1:])
     for name in names:
         role = _role_of_name(name)
+        if role is Role.SKIP and inside_list and not _hard_skip(name):
+            continue
         if role is Role.STORY and name is not names[0]:
             return Role.REQUIREMENTS, name
         if role is not None:
             return role, name
     return Role.NEUTRAL, ""
+
+
+def _hard_skip(name: str) -> bool:
+    lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
+    return any(f" {word}" in lowered for word in _HARD_SKIP)
 
 
 _STRONG = (

@@ -24,8 +24,10 @@ from services.gateway.ingest.inline import strip_inline
 # "FR-001", "FR1", "REQ-12", "NFR-2", "SC-001", "US-3", "AC-1.2", "BR_04", "FR-AUTH-01";
 # bounded pieces only, anchored at the start.
 _ID = r"[A-Z]{1,6}(?:[-_][A-Z]{1,8}){0,2}[-_ ]?\d{1,5}(?:\.\d{1,4}){0,3}[a-z]?"
+# An aside may stand between the id and its colon: "FR-3.1 (vision): ...".
 _ID_LEAD = re.compile(
-    rf"[ \t]{{0,3}}(?:\*\*|__)?\[?(?P<id>{_ID})\]?(?:\*\*|__)?[ \t]{{0,3}}"
+    rf"[ \t]{{0,3}}(?:\*\*|__)?\[?(?P<id>{_ID})\]?(?:\*\*|__)?"
+    r"(?:[ \t]{1,3}[*_]{0,2}\([^()\n]{1,80}\)[*_]{0,2})?[ \t]{0,3}"
     r"(?:[:.)\u2013\u2014]|-(?=[ \t]))(?:\*\*|__)?[ \t]{0,3}"
 )
 _ID_ONLY = re.compile(rf"(?:{_ID})")
