@@ -71,7 +71,10 @@ def document(nonce: str, cards: int = 12) -> bytes:
     for number, (title, intro) in enumerate(_SECTIONS[:cards], start=1):
         parts.append(
             f"## {title}\n\n{intro} Reference {nonce}-{number:02d}.\n\n"
-            f"- The system must keep {title.lower()} consistent for every site.\n"
+            # The nonce in a requirement too: the reader keeps the intro as context, and the
+            # epics' and stories' prompts (and cache keys) are made of the requirements.
+            f"- The system must keep {title.lower()} consistent for every site "
+            f"(reference {nonce}-{number:02d}).\n"
             f"- Changes to {title.lower()} should be visible within 5 seconds.\n"
         )
     return "\n".join(parts).encode()

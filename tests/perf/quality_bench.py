@@ -44,7 +44,14 @@ from services.runtime.settings import Settings  # noqa: E402
 from services.stories import logic as stories  # noqa: E402
 from services.subtasks import logic as subtasks  # noqa: E402
 from tests.perf.corpus_files import CORPUS, document_path  # noqa: E402
-from tests.perf.quality_score import Found, Gold, Score, StoryRow, score  # noqa: E402
+from tests.perf.quality_score import (  # noqa: E402
+    Found,
+    Gold,
+    Score,
+    StoryRow,
+    duplicate_pairs,
+    score,
+)
 
 PROJECT = "bench"
 
@@ -204,13 +211,22 @@ async def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"\nNot on this machine (see tests/perf/corpus_files.py): {', '.join(missing)}")
     if args.details:
-        for document, ours, _, _ in rows:
-            if ours.missed or ours.junk_titles:
+        for document, ours, _, backlog in rows:
+            titles = [story.title for story in backlog.stories]
+            pairs = [
+                (a, b)
+                for i, a in enumerate(titles)
+                for b in titles[i + 1 :]
+                if duplicate_pairs([a, b])
+            ]
+            if ours.missed or ours.junk_titles or pairs:
                 print(f"\n{document.slug}:")
                 for missed in ours.missed:
                     print(f"  missed: {missed}")
                 for title in ours.junk_titles:
                     print(f"  junk:   {title}")
+                for a, b in pairs:
+                    print(f"  twice:  {a} | {b}")
     return 0
 
 

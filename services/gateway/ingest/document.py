@@ -575,6 +575,9 @@ class _SectionReader:
             raw = raw[:PLAIN_MAX_CHARS]
         section = self.section_name if not self.label else f"{self.section_name}: {self.label}"
         found = statement(raw, start, form=form, section=section, author_priority=priority)
+        if found is not None and _is_void(found.text):
+            self.card.notes.append(found.text)
+            return None
         if found is not None and found.author_priority is None and self.section_priority:
             found = found.model_copy(update={"author_priority": self.section_priority})
         if found is None:
@@ -623,6 +626,16 @@ def _without_marker(plain: str) -> str:
     if stripped.startswith(("[ ] ", "[x] ", "[X] ")):
         stripped = stripped[4:]
     return stripped
+
+
+_VOID = ("not applicable", "n/a", "none", "no direct impact", "not relevant", "nothing")
+
+
+def _is_void(text: str) -> bool:
+    """ "Scalability: Not applicable": the author says there is no requirement here."""
+    _, colon, rest = text.rpartition(":")
+    value = (rest if colon else text).strip(" .").lower()
+    return any(value == word or value.startswith(word + " ") for word in _VOID)
 
 
 def _is_label(plain: str) -> bool:

@@ -59,6 +59,34 @@ _HARD_SKIP = (
     "test strategy",
     "test plan",
 )
+# Everything under these is not for now, whatever an inner heading says ("Future Roadmap >
+# Advanced Features"). Risks are left out: authors file an MVP list under "Risks" too.
+_ANCESTOR_SKIP = (
+    "out of scope",
+    "out-of-scope",
+    "not in scope",
+    "non-goal",
+    "non goal",
+    "future",
+    "roadmap",
+    "post-mvp",
+    "post mvp",
+    "won't have",
+    "appendix",
+    "changelog",
+    "change log",
+    "revision history",
+)
+# A summary restates requirements written elsewhere in the document.
+_SUMMARY = (
+    "requirements summary",
+    "summary of requirements",
+    "requirements overview",
+    "feature summary",
+    "features summary",
+    "capability summary",
+    "capabilities summary",
+)
 _GLOSSARY = (
     "glossary",
     "definitions",
@@ -281,6 +309,8 @@ def _role_of_name(name: str) -> Role | None:
     lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
     if _STORY_HEADING.match(name.strip()):
         return Role.STORY
+    if any(f" {word}" in lowered for word in _SUMMARY):
+        return Role.CONTEXT
     if any(f" {word}" in lowered for word in _HARD_SKIP):
         return Role.SKIP
     if any(f" {word}" in lowered for word in _GLOSSARY):
@@ -304,6 +334,8 @@ def role_of(names: list[str]) -> tuple[Role, str]:
     a heading that names the requirements list itself ("Functional Requirements"), an inner
     heading's softer words ("Phase 1 - Setup wizard", "API") do not take its requirements
     away; only out-of-scope, future and risk headings do."""
+    if any(_says(name, _ANCESTOR_SKIP) for name in names[1:]):
+        return Role.SKIP, next(n for n in names[1:] if _says(n, _ANCESTOR_SKIP))
     inside_list = any(is_strong_requirements_heading(name) for name in names[1:])
     for name in names:
         role = _role_of_name(name)
@@ -316,9 +348,13 @@ def role_of(names: list[str]) -> tuple[Role, str]:
     return Role.NEUTRAL, ""
 
 
-def _hard_skip(name: str) -> bool:
+def _says(name: str, words: tuple[str, ...]) -> bool:
     lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
-    return any(f" {word}" in lowered for word in _HARD_SKIP)
+    return any(f" {word}" in lowered for word in words)
+
+
+def _hard_skip(name: str) -> bool:
+    return _says(name, _HARD_SKIP)
 
 
 _STRONG = (
