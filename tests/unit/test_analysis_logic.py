@@ -104,9 +104,7 @@ def test_a_new_requirement_from_the_llm_gets_its_span_and_kind() -> None:
     assert requirement.kind is RequirementKind.NON_FUNCTIONAL
 
 
-def test_a_quote_not_in_the_card_is_traced_to_the_closest_passage_or_dropped_beside_the_authors() -> (
-    None
-):
+def test_a_paraphrased_quote_is_traced_to_its_passage_or_dropped_beside_the_authors() -> None:
     card = logic.Card("c3", "p1", "Payments", "Intro.\n\nShoppers pay by card or by voucher.")
     draft = logic.AnalysisDraft(
         summary="s",

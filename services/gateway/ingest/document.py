@@ -56,6 +56,7 @@ from services.gateway.ingest.statements import (
     is_requirement_sentence,
     is_scenario_line,
     kind_of,
+    list_marker_end,
     metadata_of,
     questions_in,
     statement,
@@ -64,6 +65,10 @@ from services.gateway.ingest.statements import (
 
 CONTEXT_MAX_CHARS = 1500
 TERMS_MAX = 200
+MAX_LINES = 100_000
+MAX_BLOCKS = 50_000
+"""What one upload reads at most: far past the 2,000 cards of 20,000 characters an upload can
+make, and bounded so a file of 200,000 one-word lines is refused in well under a second."""
 PLAIN_MAX_CHARS = 4000
 """A block's plain text is read from at most this many characters (a requirement is never
 longer; a 5 MB paragraph is not stripped whole)."""
@@ -170,12 +175,33 @@ def read_document(
     text = clean_body(text)
     if not text:
         return []
+    _check_lines(text)
     parsed = parse_markdown(text, indented_code=markdown)
+    blocks = sum(len(section.blocks) for section in parsed.sections)
+    if blocks > MAX_BLOCKS:
+        raise _too_many(f"{blocks} paragraphs, list items and tables")
     document = _Document(text, file_name, dict(parsed.metadata))
     cards = _read(parsed, document)
     if not any(card.requirements for card in cards):
         cards = _fallback_cards(parsed, document)
     return list(_drafts(cards, document, limits))
+
+
+def _check_lines(text: str) -> None:
+    """Refuse before parsing what no card limit could hold (a parse of 200,000 list items
+    alone takes seconds of CPU)."""
+    lines = text.count("\n") + 1 - text.count("\n\n")
+    if lines > MAX_LINES:
+        raise _too_many(f"{lines} lines of text")
+
+
+def _too_many(what: str) -> UploadError:
+    return UploadError(
+        "too_many_cards",
+        f"The file has {what}; one upload reads at most {MAX_LINES} lines and {MAX_BLOCKS} "
+        "paragraphs, list items and tables. Split it into several uploads.",
+        limit=MAX_BLOCKS,
+    )
 
 
 # --- reading sections -------------------------------------------------------------------------
@@ -333,8 +359,11 @@ class _SectionReader:
                 if pair is None or pair[0].lower() == "priority":
                     return False  # a section's "Priority: P0" is its requirements
                 found.append(pair)
+        known = {key.lower() for key in self.document.metadata}
         for key, value in found:
-            self.document.metadata.setdefault(key, value)
+            if key.lower() not in known:
+                self.document.metadata[key] = value
+                known.add(key.lower())
         return bool(found)
 
     # -- blocks ----------------------------------------------------------------------------
@@ -355,11 +384,13 @@ class _SectionReader:
                 self.document.terms.append(Term(term=term, definition=definition))
 
     def _question(self, block: Block) -> None:
-        found = questions_in(block.text[:PLAIN_MAX_CHARS], block.start)
+        lead = list_marker_end(block.text) if block.kind is BlockKind.ITEM else 0
+        found = questions_in(block.text[lead:PLAIN_MAX_CHARS], block.start + lead)
         if not found:
             plain = self._plain(block)
             if plain and any(c.isalpha() for c in plain):
-                offset = len(block.text) - len(block.text.lstrip())
+                rest = block.text[lead:]
+                offset = lead + len(rest) - len(rest.lstrip())
                 end = block.start + len(block.text.rstrip())
                 found = [
                     OpenQuestion(
@@ -479,7 +510,8 @@ class _SectionReader:
             self._note_or_question(block, plain)
 
     def _note_or_question(self, block: Block, plain: str) -> None:
-        found = questions_in(block.text[:PLAIN_MAX_CHARS], block.start)
+        lead = list_marker_end(block.text) if block.kind is BlockKind.ITEM else 0
+        found = questions_in(block.text[lead:PLAIN_MAX_CHARS], block.start + lead)
         if found:
             self.card.questions.extend(found)
         elif plain:
@@ -593,6 +625,10 @@ class _SectionReader:
     def _kind(self, found: StatedRequirement) -> RequirementKind:
         if self.role is Role.SUCCESS:
             return RequirementKind.SUCCESS_CRITERION
+        if (found.author_id or "").upper().startswith(("FR-", "FR_", "FR ")) or (
+            (found.author_id or "").upper()[:2] == "FR" and (found.author_id or "")[2:3].isdigit()
+        ):
+            return RequirementKind.FUNCTIONAL  # the author's own word for it
         if found.kind is not RequirementKind.FUNCTIONAL:
             return found.kind
         return kind_of(found.text, author_id=found.author_id, section=self.kind_hint)
@@ -723,6 +759,9 @@ def _fallback_cards(parsed: ParsedDocument, document: _Document) -> list[_Card]:
 def _drafts(cards: list[_Card], document: _Document, limits: UploadLimits) -> Iterator[CardDraft]:
     context = " ".join(document.context)
     for card in cards:
+        if not card.title:
+            first = card.requirements[0].text if card.requirements else ""
+            card.title = shorten(first, DERIVED_TITLE_CHARS).rstrip(".:") or "Card"
         for part, (body, requirements, questions) in enumerate(_bodies(card, document, limits)):
             title = card.title if part == 0 else f"{card.title} (part {part + 1})"
             notes = " ".join(card.notes)
@@ -749,7 +788,7 @@ def _bodies(
     """The card's body from its sections' text (one card, or parts when over the card limit),
     with every span moved from the document into the body."""
     budget = max(limits.max_card_chars - len(card.title) - 20, 1000)
-    pieces = list(_pieces(card, document.text, budget))
+    pieces = list(_pieces(card, document.text, budget, limits))
     body = ""
     moves: list[tuple[int, int, int]] = []  # (doc start, doc end, body start)
     for start, end in pieces:
@@ -767,9 +806,9 @@ def _bodies(
         yield _moved(body, moves, card)
 
 
-def _pieces(card: _Card, text: str, budget: int) -> Iterator[tuple[int, int]]:
-    """The document ranges of the card's sections, each cut at block starts when longer than
-    ``budget``; a single block longer than the card limit is refused."""
+def _pieces(card: _Card, text: str, budget: int, limits: UploadLimits) -> Iterator[tuple[int, int]]:
+    """The document ranges of the card's sections, each cut before the block that would take
+    it past ``budget``; a single block longer than that is refused."""
     for section in card.sections:
         start, end = section.start, section.end
         if end - start <= budget:
@@ -777,21 +816,21 @@ def _pieces(card: _Card, text: str, budget: int) -> Iterator[tuple[int, int]]:
             continue
         cut = start
         for block in section.blocks:
-            if block.start - cut > budget and block.start > cut:
-                yield cut, block.start
-                cut = block.start
             if block.end - block.start > budget:
                 line = text.count("\n", 0, block.start) + 1
                 raise UploadError(
                     "card_too_long",
-                    f"The text at line {line} (under {card.title!r}) is one block of "
-                    f"{block.end - block.start} characters; the limit is {budget} per card. "
-                    "Split it into paragraphs.",
-                    limit=budget,
+                    f"The text at line {line} (under {card.title or 'the first heading'!r}) "
+                    f"is one block of {block.end - block.start} characters; the limit is "
+                    f"{limits.max_card_chars} per card. Split it into paragraphs.",
+                    limit=limits.max_card_chars,
                     line=line,
                     card_title=card.title,
                     length=block.end - block.start,
                 )
+            if block.end - cut > budget and block.start > cut:
+                yield cut, block.start
+                cut = block.start
         yield cut, end
 
 

@@ -34,9 +34,14 @@ def _inline_parser() -> MarkdownIt:
 def strip_inline(text: str) -> str:
     """``text`` (one inline Markdown string) as plain text on one line, single spaces."""
     if len(text) <= INLINE_PARSE_MAX_CHARS:
-        plain = _render_plain(_inline_parser().parseInline(text))
-    else:
-        plain = _strip_linear(text)
+        return _strip_short(text)
+    return _SPACES.sub(" ", _strip_linear(text)).strip()
+
+
+@lru_cache(maxsize=8192)
+def _strip_short(text: str) -> str:
+    # Cached: the readers look at one block's text several times (its role, its statement).
+    plain = _render_plain(_inline_parser().parseInline(text))
     return _SPACES.sub(" ", plain).strip()
 
 

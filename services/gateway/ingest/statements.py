@@ -418,12 +418,21 @@ _LIST_LEAD = re.compile(r"[ \t]{0,12}(?:[-*+]|\d{1,9}[.)])[ \t]{1,8}(?:\[[ xX]\]
 _GWT_WORD = re.compile(r"(?<![^ ,;])(given|when|then|and|but)(?=[ ,:]|$)", re.IGNORECASE)
 
 
+def list_marker_end(text: str) -> int:
+    """Where the text after a leading list marker ("- ", "1. ", "- [ ] ") begins; 0 when
+    there is none."""
+    lead = _LIST_LEAD.match(text)
+    return lead.end() if lead else 0
+
+
 def _gwt_parts(plain: str) -> list[tuple[str, str]]:
     """``"Given x, When y, Then z"`` → ``[("given", "x"), ("when", "y"), ("then", "z")]``:
     split at each keyword that opens the text or follows a space or comma (``And``/``But``
     only at the start or after another keyword)."""
     cuts: list[tuple[int, str]] = []
     for match in _GWT_WORD.finditer(plain):
+        if match.start() != 0 and match[1][0].islower():
+            continue  # "selects the tool and draws a line": a keyword is written capitalised
         word = match[1].lower()
         if word in ("and", "but") and not cuts and match.start() != 0:
             continue
