@@ -155,16 +155,17 @@ def _pct(part: int, whole: int) -> str:
 
 def table(rows: list[tuple[Document, Score, Score, Backlog]]) -> str:
     head = (
-        "| document | shape | found | cited | stories | junk | duplicates | "
+        "| document | shape | found | cited | stories | junk (of it markup) | duplicates | "
         "baseline found | baseline junk | epics | subtasks | s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
-    totals = [0] * 9
+    totals = [0] * 10
     for document, ours, base, backlog in rows:
         lines.append(
             f"| {document.slug} | {document.shape} | {_pct(ours.found, ours.gold)} | "
-            f"{_pct(ours.cited, ours.gold)} | {ours.stories} | {ours.junk} | {ours.duplicates} | "
+            f"{_pct(ours.cited, ours.gold)} | {ours.stories} | {ours.junk} ({ours.markup}) | "
+            f"{ours.duplicates} | "
             f"{_pct(base.found, base.gold)} | {base.junk}/{base.stories} | {backlog.epics} | "
             f"{backlog.subtasks} | {backlog.seconds:.2f} |"
         )
@@ -179,12 +180,13 @@ def table(rows: list[tuple[Document, Score, Score, Backlog]]) -> str:
                 base.found,
                 base.junk,
                 base.stories,
+                ours.markup,
             )
         ):
             totals[index] += value
-    gold, found, cited, count, junk, duplicates, b_found, b_junk, b_stories = totals
+    gold, found, cited, count, junk, duplicates, b_found, b_junk, b_stories, markup = totals
     lines.append(
-        f"| **all** | | {_pct(found, gold)} | {_pct(cited, gold)} | {count} | {junk} | "
+        f"| **all** | | {_pct(found, gold)} | {_pct(cited, gold)} | {count} | {junk} ({markup}) | "
         f"{duplicates} | {_pct(b_found, gold)} | {b_junk}/{b_stories} | | | |"
     )
     return "\n".join(lines)

@@ -73,6 +73,9 @@ class Score:
     duplicates: int
     junk_titles: tuple[str, ...]
     missed: tuple[str, ...]
+    markup: int = 0
+    """Of the junk, the stories whose title reads as markup, metadata, a question or a
+    fragment (the rest cite only requirements the gold list does not count)."""
 
     @property
     def found_share(self) -> float:
@@ -141,9 +144,10 @@ def score(
     gold_ids_by_found = {rid for ids in hits.values() for rid in ids}
     cited_ids = {rid for story in stories for rid in story.requirement_ids}
     cited = sum(1 for ids in hits.values() if ids & cited_ids)
+    flags = list(junk_title)
     junk_titles = tuple(
         story.title
-        for story, junk in zip(stories, junk_title, strict=True)
+        for story, junk in zip(stories, flags, strict=True)
         if junk or not set(story.requirement_ids) & gold_ids_by_found
     )
     return Score(
@@ -155,4 +159,5 @@ def score(
         duplicates=duplicate_pairs([s.title for s in stories]),
         junk_titles=junk_titles,
         missed=tuple(g.id or g.text[:60] for i, g in enumerate(gold) if i not in hits),
+        markup=sum(flags),
     )

@@ -39,11 +39,11 @@ def test_score_counts_found_cited_junk_and_duplicates() -> None:
     ]
     result = score(GOLD, found, stories, [False, False, False])
     assert (result.gold, result.found, result.cited) == (3, 2, 1)
-    assert result.junk == 1  # cites no gold requirement
+    assert (result.junk, result.markup) == (1, 0)  # cites no gold requirement
     assert result.duplicates == 1
     assert result.missed == ("SC-002",)
     flagged = score(GOLD, found, stories[:1], [True])
-    assert flagged.junk == 1
+    assert (flagged.junk, flagged.markup) == (1, 1)
 
 
 def test_different_titles_are_not_duplicates() -> None:

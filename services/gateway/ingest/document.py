@@ -108,6 +108,7 @@ _CONTEXT_LABELS = frozenset(
         "status",
     )
 )
+_OUT_OF_SCOPE = ("out of scope", "not in scope", "non-goal", "non goal", "won't have", "later")
 _CRITERIA_LABELS = frozenset(
     (
         "acceptance scenarios",
@@ -411,7 +412,8 @@ class _SectionReader:
             self.last_top_is_label = False
             if self._scenario(block, plain):
                 return
-            if _label_of(plain)[0] in _CONTEXT_LABELS:
+            label = _label_of(plain)[0]
+            if label in _CONTEXT_LABELS or plain[:80].lower().startswith(_OUT_OF_SCOPE):
                 self.card.notes.append(plain)
                 return
             if self.role is Role.NEUTRAL and not self.neutral_items:

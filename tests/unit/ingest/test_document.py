@@ -759,3 +759,69 @@ def test_hostile_input_is_read_in_linear_time(label: str) -> None:
             pool.terminate()
     counted = "cards" if outcome.startswith("cards:") else outcome
     assert outcome in EXPECTED[label] or counted in EXPECTED[label], outcome
+
+
+# --- what real PRDs showed the benchmark ------------------------------------------------------
+
+BMAD_LIKE = """\
+# Product Requirements Document - demo
+
+## Functional Requirements
+
+### FR-3: Capstone Harness
+
+#### Phase 1 — Setup wizard
+
+- **FR-3.1 (vision):** A trainee who finishes the capstone has experienced the chain.
+- **FR-3.28 *(intentional non-capability)*:** The portal does **not** auto-pick the tool.
+- **Out of scope (explicitly documented):** COPPA, FERPA, age verification.
+
+### Journey Requirements Summary
+
+- The portal must offer three entry points.
+
+## Non-Functional Requirements
+
+### Categories Skipped
+
+- **Scalability:** Not applicable.
+- **Security:** Secrets must never be logged.
+
+## Future Roadmap (V2+)
+
+### Advanced Features
+
+- The portal must support teams.
+
+## 7.1 Core Features
+
+#### F1: Discovery
+**Priority:** P0 (Must Have)
+
+| Requirement | Description | Acceptance Criteria |
+|-------------|-------------|---------------------|
+| F1.1 | Scan GitHub trending daily | Runs every 24 hours |
+"""
+
+
+def test_what_real_prds_showed_the_benchmark() -> None:
+    cards = read(BMAD_LIKE, "prd.md")
+    found = {(r.author_id, r.text) for card in cards for r in requirements(card)}
+    # An aside between the id and its colon keeps the id; under "Functional Requirements" an
+    # inner "Phase 1" heading does not take the requirements away.
+    assert ("FR-3.1", "A trainee who finishes the capstone has experienced the chain.") in found
+    assert ("FR-3.28", "The portal does not auto-pick the tool.") in found
+    texts = {text for _, text in found}
+    # An out-of-scope item, a requirements summary, "Not applicable" and everything under a
+    # future roadmap are not requirements.
+    assert not any("COPPA" in t or "entry points" in t or "teams" in t for t in texts), texts
+    assert not any("Not applicable" in t for t in texts), texts
+    assert "Security: Secrets must never be logged." in texts
+    # "| Requirement | Description |": the id column is not the text; the section's priority
+    # line is its rows' priority, not document metadata.
+    (row,) = [r for card in cards for r in requirements(card) if r.author_id == "F1.1"]
+    assert (row.text, row.author_priority) == ("Scan GitHub trending daily", "P0")
+    assert [c.text for c in row.acceptance_criteria] == ["Runs every 24 hours"]
+    assert all(
+        "Priority" not in (card.document.metadata if card.document else {}) for card in cards
+    )
