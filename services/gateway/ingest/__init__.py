@@ -2,9 +2,8 @@
 
 :func:`split_upload` is the one entry for ``POST /v1/projects/{id}/uploads``: bytes in, every
 card out in order, or an :class:`UploadError` (problem+json). All or nothing: the route stores
-and publishes only what a whole file gave. :func:`read_card` reads one card sent as JSON
-(``POST /v1/projects/{id}/cards``) the same way, so both paths give the analysis stage the
-author's own structure.
+and publishes only what a whole file gave. (Cards sent as JSON to ``/cards`` are not read
+here: the analysis stage reads their text alone.)
 
 Format by extension, else by content type (:func:`model.detect_format`); bytes to text by
 :mod:`decoding`; Markdown and plain text by :mod:`document` (markdown-it-py, block rules
@@ -36,7 +35,6 @@ __all__ = [
     "UploadLimits",
     "check_file_size",
     "detect_format",
-    "read_card",
     "split_upload",
 ]
 
@@ -60,24 +58,6 @@ def split_upload(
         markdown = fmt is UploadFormat.MARKDOWN
         drafts = read_document(text, file_name=file_name, limits=limits, markdown=markdown)
     return finish(drafts, limits)
-
-
-def read_card(title: str, body: str, limits: UploadLimits | None = None) -> CardDraft | None:
-    """What the document reader finds in one card's body (its requirements, criteria,
-    questions), the body kept exactly as sent; None when the reader finds no requirement (the
-    analysis stage then reads the text alone)."""
-    limits = limits or UploadLimits()
-    if not body.strip():
-        return None
-    try:
-        drafts = read_document(body, file_name=None, limits=limits)
-    except UploadError:
-        return None
-    if len(drafts) != 1 or drafts[0].body != body or drafts[0].document is None:
-        return None
-    if not drafts[0].document.requirements:
-        return None
-    return CardDraft(title, body, None, 0, drafts[0].document)
 
 
 def finish(drafts: list[CardDraft], limits: UploadLimits) -> list[CardDraft]:
