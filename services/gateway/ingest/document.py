@@ -44,7 +44,9 @@ from services.gateway.ingest.normalise import clean_body, shorten
 from services.gateway.ingest.sections import (
     Role,
     heading_name,
+    is_not_now,
     is_part_name,
+    is_quality_heading,
     role_of,
     story_title,
 )
@@ -107,6 +109,9 @@ _CONTEXT_LABELS = frozenset(
         "how it works",
         "status",
     )
+)
+_SUCCESS_LABELS = frozenset(
+    ("success criteria", "success criterion", "success metric", "success metrics")
 )
 _OUT_OF_SCOPE = ("out of scope", "not in scope", "non-goal", "non goal", "won't have", "later")
 _CRITERIA_LABELS = frozenset(
@@ -332,7 +337,7 @@ class _SectionReader:
             if block.kind is BlockKind.TABLE:
                 self._table(block)
             elif self.role is Role.SKIP:
-                continue
+                self._success_line(block)
             elif self.role is Role.CONTEXT:
                 self._context(block)
             elif self.role is Role.GLOSSARY:
@@ -344,6 +349,20 @@ class _SectionReader:
             else:
                 self._paragraph(block)
         self._close_scenarios()
+
+    def _success_line(self, block: Block) -> None:
+        """A "**Success Criteria**: ..." line is the author's measurable goal wherever it sits
+        (a roadmap phase too), unless the headings put it out of scope or later."""
+        if block.kind is not BlockKind.PARAGRAPH or is_not_now(self.names):
+            return
+        label, rest = _label_of(self._plain(block))
+        if label in _SUCCESS_LABELS and rest:
+            found = self._add(block.text, block.start, StatementForm.MODAL, block)
+            if found is not None:
+                index = len(self.card.requirements) - 1
+                self.card.requirements[index] = found.model_copy(
+                    update={"kind": RequirementKind.SUCCESS_CRITERION}
+                )
 
     def _metadata(self, block: Block) -> bool:
         """Metadata lines (``**Status**: Draft``; spec-kit puts several on one line,
@@ -633,6 +652,8 @@ class _SectionReader:
             return RequirementKind.FUNCTIONAL  # the author's own word for it
         if found.kind is not RequirementKind.FUNCTIONAL:
             return found.kind
+        if any(is_quality_heading(name) for name in self.names):
+            return RequirementKind.NON_FUNCTIONAL
         return kind_of(found.text, author_id=found.author_id, section=self.kind_hint)
 
 

@@ -77,6 +77,23 @@ _ANCESTOR_SKIP = (
     "change log",
     "revision history",
 )
+_QUALITY_ATTRIBUTE = re.compile(r"[a-z]{2,30}[ai]bility ")
+_NOT_NOW = (
+    "out of scope",
+    "out-of-scope",
+    "not in scope",
+    "non-goal",
+    "non goal",
+    "future",
+    "stretch",
+    "post-mvp",
+    "post mvp",
+    "nice to have",
+    "nice-to-have",
+    "won't have",
+    "later",
+    "v2",
+)
 # A summary restates requirements written elsewhere in the document.
 _SUMMARY = (
     "requirements summary",
@@ -325,7 +342,19 @@ def _role_of_name(name: str) -> Role | None:
         return Role.CONTEXT
     if any(f" {word}" in lowered for word in _SOFT_SKIP):
         return Role.SKIP
+    if _QUALITY_ATTRIBUTE.search(lowered):
+        return Role.REQUIREMENTS  # "Deployability", "Maintainability": qualities asked for
     return None
+
+
+def is_quality_heading(name: str) -> bool:
+    """ "Packaging & Deployability", "Maintainability": a heading naming a quality."""
+    return bool(_QUALITY_ATTRIBUTE.search(" " + _NOT_WORD.sub(" ", name.lower()) + " "))
+
+
+def is_not_now(names: list[str]) -> bool:
+    """Any of the headings puts what is under it out of scope or later."""
+    return any(_says(name, _NOT_NOW) for name in names)
 
 
 def role_of(names: list[str]) -> tuple[Role, str]:

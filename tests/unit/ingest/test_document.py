@@ -825,3 +825,37 @@ def test_what_real_prds_showed_the_benchmark() -> None:
     assert all(
         "Priority" not in (card.document.metadata if card.document else {}) for card in cards
     )
+
+
+ROADMAP_AND_QUALITIES = """\
+# Proxy PRD
+
+## Packaging & Deployability
+
+- Docker images use NodeJS v24
+
+## Development Roadmap
+
+### Phase 1: Fix core tools
+
+**Deliverables**:
+- Fix tool filtering if broken
+
+**Success Criteria**: All 4 core tools working with tool prefixes
+
+### Phase 3: Multi-agent support (STRETCH GOAL)
+
+**Success Criteria**: Agents share one proxy
+"""
+
+
+def test_a_quality_heading_holds_requirements_and_a_phase_success_line_is_a_criterion() -> None:
+    cards = read(ROADMAP_AND_QUALITIES, "prd.txt")
+    found = {(r.text, r.kind) for card in cards for r in requirements(card)}
+    assert found == {
+        ("Docker images use NodeJS v24", RequirementKind.NON_FUNCTIONAL),
+        (
+            "Success Criteria: All 4 core tools working with tool prefixes",
+            RequirementKind.SUCCESS_CRITERION,
+        ),
+    }
