@@ -40,7 +40,8 @@ from services.stories.statements import Limit, Statement
 TITLE_CHARS = 70
 _TITLE_STOPWORDS = statements.word_set(
     "a an and the of to for with on in by or at from as via into their its your is are was "
-    "were be been than that which who whose not does do so"
+    "were be been than that which who whose not does do so per each every between within "
+    "after before about over under like such"
 )
 _OPENING_VERBS = statements.word_set(
     "open opens opened view views visit visits select selects navigate navigates go goes "
@@ -233,8 +234,15 @@ def _title_phrase(statement: Statement) -> str:
     negative = words[0].lower() == "not"
     if negative:
         words = words[1:]
-    if statement.subject and statements.names_a_thing(statement.subject) and not negative:
-        subject = statement.subject
+    passive = bool(words) and words[0].lower() == "be"
+    if (
+        statement.subject
+        and not negative
+        and (passive or statements.names_a_thing(statement.subject))
+    ):
+        # A passive says what happens to its subject: "Conflicts are shown before saving",
+        # never "Be shown before saving".
+        subject = statements.drop_parentheses(statement.subject)
         words = [subject[:1].upper() + subject[1:], *_third_words(words, subject)]
     elif statement.subject and words:
         words = _from_the_users_side(words)

@@ -893,6 +893,10 @@ def third_person(action: str, plural_subject: bool = False) -> str:
     index = 0
     while index < len(words) - 1 and _adverb(words[index]):
         index += 1
+    if words[index].lower() == "be":
+        # "be filtered by region": "Reports are filtered by region".
+        words[index] = "are" if plural_subject else "is"
+        return " ".join(words)
     if plural_subject:
         return action
     words[index] = _third(words[index])

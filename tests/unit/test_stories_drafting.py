@@ -197,6 +197,16 @@ def test_two_user_stories_in_one_section_stay_apart() -> None:
         ("Users can select and draw lines with arrows at both ends to represent bidirectional "
          "relationships, data flows, or reciprocal connections in their diagrams.",
          "Select and draw lines with arrows at both ends"),
+        # A passive keeps its subject: never "Be shown before ..." or "Reports be filtered".
+        ("Conflicts (double booking, missing certification) must be shown before the "
+         "assignment is saved.", "Conflicts are shown before the assignment is saved"),
+        ("Reports can be filtered by region and by customer segment.",
+         "Reports are filtered by region and by customer segment"),
+        ("Customer personal data must be deletable on request within 30 days.",
+         "Customer personal data is deletable on request within 30 days"),
+        # A title cut short never ends on "per".
+        ("First-time fix rate, average travel time per job, and utilisation per technician.",
+         "First-time fix rate, average travel time per job, and utilisation"),
     ],
 )  # fmt: skip
 def test_a_title_says_what_the_user_gets(text: str, title: str) -> None:

@@ -432,7 +432,7 @@ class _SectionReader:
             if self._scenario(block, plain):
                 return
             label = _label_of(plain)[0]
-            if label in _CONTEXT_LABELS or plain[:80].lower().startswith(_OUT_OF_SCOPE):
+            if label in _CONTEXT_LABELS or _not_now(plain):
                 self.card.notes.append(plain)
                 return
             if self.role is Role.NEUTRAL and not self.neutral_items:
@@ -695,6 +695,20 @@ def _is_void(text: str) -> bool:
     _, colon, rest = text.rpartition(":")
     value = (rest if colon else text).strip(" .").lower()
     return any(value == word or value.startswith(word + " ") for word in _VOID)
+
+
+_LATER_ENDINGS = (", later.", ", later", "(later)", "(later).", "in a later release.")
+
+
+def _not_now(plain: str) -> bool:
+    """An item the author puts out of scope or later ("Out of scope: ...", "It would be nice
+    to have a forecast, later.")."""
+    lower = plain[:300].lower().rstrip()
+    return (
+        lower.startswith(_OUT_OF_SCOPE)
+        or lower.startswith(("it would be nice", "nice to have", "nice-to-have"))
+        or lower.endswith(_LATER_ENDINGS)
+    )
 
 
 def _is_label(plain: str) -> bool:

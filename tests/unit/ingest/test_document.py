@@ -774,6 +774,7 @@ BMAD_LIKE = """\
 
 - **FR-3.1 (vision):** A trainee who finishes the capstone has experienced the chain.
 - **FR-3.28 *(intentional non-capability)*:** The portal does **not** auto-pick the tool.
+- It would be nice to have a forecast of next month's workload, later.
 - **Out of scope (explicitly documented):** COPPA, FERPA, age verification.
 
 ### Journey Requirements Summary
@@ -815,6 +816,7 @@ def test_what_real_prds_showed_the_benchmark() -> None:
     # An out-of-scope item, a requirements summary, "Not applicable" and everything under a
     # future roadmap are not requirements.
     assert not any("COPPA" in t or "entry points" in t or "teams" in t for t in texts), texts
+    assert not any("forecast" in t for t in texts), texts  # "nice to have ..., later"
     assert not any("Not applicable" in t for t in texts), texts
     assert "Security: Secrets must never be logged." in texts
     # "| Requirement | Description |": the id column is not the text; the section's priority
