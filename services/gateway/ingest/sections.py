@@ -319,37 +319,43 @@ def is_part_name(name: str) -> bool:
 
 
 _NOT_WORD = re.compile(r"[^a-z0-9/+'-]+")
+# Checked in this order: the first list with a word in the heading decides.
+_ROLE_WORDS: tuple[tuple[tuple[str, ...], Role], ...] = (
+    (_SUMMARY, Role.CONTEXT),
+    (_HARD_SKIP, Role.SKIP),
+    (_GLOSSARY, Role.GLOSSARY),
+    (_QUESTIONS, Role.QUESTIONS),
+    (_SUCCESS, Role.SUCCESS),
+    (_REQUIREMENTS, Role.REQUIREMENTS),
+    (_CONTEXT, Role.CONTEXT),
+    (_SOFT_SKIP, Role.SKIP),
+)
+
+
+def _padded(name: str) -> str:
+    # Words are matched at their start ("api" is not in "capital", "flow" not in "overflow").
+    return " " + _NOT_WORD.sub(" ", name.lower()) + " "
+
+
+def _has(padded: str, words: tuple[str, ...]) -> bool:
+    return any(f" {word}" in padded for word in words)
 
 
 def _role_of_name(name: str) -> Role | None:
-    # Words are matched at their start ("api" is not in "capital", "flow" not in "overflow").
-    lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
     if _STORY_HEADING.match(name.strip()):
         return Role.STORY
-    if any(f" {word}" in lowered for word in _SUMMARY):
-        return Role.CONTEXT
-    if any(f" {word}" in lowered for word in _HARD_SKIP):
-        return Role.SKIP
-    if any(f" {word}" in lowered for word in _GLOSSARY):
-        return Role.GLOSSARY
-    if any(f" {word}" in lowered for word in _QUESTIONS):
-        return Role.QUESTIONS
-    if any(f" {word}" in lowered for word in _SUCCESS):
-        return Role.SUCCESS
-    if any(f" {word}" in lowered for word in _REQUIREMENTS):
-        return Role.REQUIREMENTS
-    if any(f" {word}" in lowered for word in _CONTEXT):
-        return Role.CONTEXT
-    if any(f" {word}" in lowered for word in _SOFT_SKIP):
-        return Role.SKIP
-    if _QUALITY_ATTRIBUTE.search(lowered):
+    padded = _padded(name)
+    for words, role in _ROLE_WORDS:
+        if _has(padded, words):
+            return role
+    if _QUALITY_ATTRIBUTE.search(padded):
         return Role.REQUIREMENTS  # "Deployability", "Maintainability": qualities asked for
     return None
 
 
 def is_quality_heading(name: str) -> bool:
     """ "Packaging & Deployability", "Maintainability": a heading naming a quality."""
-    return bool(_QUALITY_ATTRIBUTE.search(" " + _NOT_WORD.sub(" ", name.lower()) + " "))
+    return bool(_QUALITY_ATTRIBUTE.search(_padded(name)))
 
 
 def is_not_now(names: list[str]) -> bool:
@@ -378,8 +384,7 @@ def role_of(names: list[str]) -> tuple[Role, str]:
 
 
 def _says(name: str, words: tuple[str, ...]) -> bool:
-    lowered = " " + _NOT_WORD.sub(" ", name.lower()) + " "
-    return any(f" {word}" in lowered for word in words)
+    return _has(_padded(name), words)
 
 
 def _hard_skip(name: str) -> bool:
