@@ -218,6 +218,12 @@ class ProgressKind(StrEnum):
 class PlannedItem(_Payload):
     item_id: str
     title: str
+    planning: bool = Field(
+        default=False,
+        description="True for an item whose work is to plan the stage's other items (the "
+        "epics stage's grouping of a scope by an LLM): no backlog item comes of it, so no "
+        "result event follows its success; the items it plans are announced when it succeeds.",
+    )
 
 
 class ItemError(_Payload):

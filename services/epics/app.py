@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.backlog import Requirement
+from contracts.backlog import Provenance, Requirement
 from contracts.events import (
     CardAnalyzed,
     EpicGenerated,
@@ -20,18 +21,29 @@ from contracts.events import (
     StoriesRequested,
 )
 from contracts.topics import CARDS_ANALYZED, EPICS_GENERATED, EPICS_REQUESTED, STORIES_REQUESTED
-from services.epics import logic, store
+from services.epics import llm_grouping, logic, store
 from services.runtime.delivery import HandlerContext
-from services.runtime.llm import LLMClient, LLMResult
+from services.runtime.llm import LLMClient, LLMError, LLMResult
 from services.runtime.locks import lock_names
 from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
+from services.runtime.text import stable_id
 from services.runtime.work import Committed, ItemFailure, NewItem, WorkItem, WorkRun
 
 MIGRATIONS = MigrationHistory("epics", Path(__file__).parent / "migrations")
 
+log = logging.getLogger(__name__)
+
 Outcome = tuple[list[logic.AnalysedCard], list[Requirement], LLMResult[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """What the grouping item found: the epics to plan, and what asking cost."""
+
+    groups: list[logic.Grouping]
+    provenance: Provenance
 
 
 @dataclass
@@ -39,7 +51,9 @@ class EpicsWorker:
     llm: LLMClient
     stage: StageApp
 
-    async def process(self, item: WorkItem, on_tokens: Any) -> Outcome:
+    async def process(self, item: WorkItem, on_tokens: Any) -> Outcome | Grouped:
+        if item.payload.get("kind") == GROUPING:
+            return await self._group(item, on_tokens)
         card_ids = list(item.payload["card_ids"])
         requirement_ids = list(item.payload.get("requirement_ids", ()))
         async with self.stage.sessions() as session:
@@ -53,7 +67,22 @@ class EpicsWorker:
         request = logic.llm_request(item.title, cards, requirements)
         return cards, requirements, await self.llm.generate(request, on_tokens=on_tokens)
 
-    async def commit(self, session: AsyncSession, item: WorkItem, outcome: Outcome) -> Committed:
+    async def _group(self, item: WorkItem, on_tokens: Any) -> Grouped:
+        async with self.stage.sessions() as session:
+            found = await store.analysed(session, item.run.scope)
+        cards = [card for card, _ in found.values()]
+        final = item.attempts >= self.stage.settings.work_max_attempts
+        return await group_by_llm(
+            self.llm, item.run.project_id, cards, on_tokens=on_tokens, may_retry=not final
+        )
+
+    async def commit(
+        self, session: AsyncSession, item: WorkItem, outcome: Outcome | Grouped
+    ) -> Committed:
+        if isinstance(outcome, Grouped):
+            await plan_epics(self.stage, session, item.run, outcome.groups)
+            await self.stage.close_run(session, item.run)
+            return Committed(outcome.provenance)
         cards, requirements, result = outcome
         run = item.run
         epic = logic.to_epic(
@@ -104,14 +133,80 @@ class EpicsWorker:
         await enqueue(session, STORIES_REQUESTED.name, self.stage.event(run, close, key=run.run_id))
 
 
+async def group_by_llm(
+    llm: LLMClient,
+    project_id: str,
+    cards: list[logic.AnalysedCard],
+    *,
+    on_tokens: Any = None,
+    may_retry: bool = False,
+) -> Grouped:
+    """The scope grouped by the LLM; by the document's structure when the call fails for
+    good or its answer breaks the rules. A transient failure is raised instead while
+    ``may_retry``: the work queue, the one owner of retries, tries the item again."""
+    structure = await _groups(project_id, cards)
+    listed = llm_grouping.listing(logic.in_scope(cards))
+    request = llm_grouping.llm_request(listed, structure)
+    try:
+        result = await llm.generate(request, on_tokens=on_tokens)
+    except LLMError as error:
+        if error.retryable and may_retry:
+            raise
+        log.warning(
+            "grouping by the LLM failed: epics follow the document's structure",
+            extra={"fields": {"error_code": error.code.value, "reason": error.message}},
+        )
+        spent = Provenance(
+            provider=llm.provider,
+            model=llm.model_for(request.stage),
+            prompt_version=request.prompt_version,
+            offline=error.attempts == 0,
+            input_tokens=error.input_tokens,
+            output_tokens=error.output_tokens,
+            cost_usd=error.cost_usd,
+            attempts=max(1, error.attempts),
+        )
+        return Grouped(structure, spent)
+    return Grouped(llm_grouping.to_groupings(project_id, listed, result.output), result.provenance)
+
+
+GROUPING_TITLE = "Group the requirements into epics"
+GROUPING = "grouping"
+"""The ``kind`` in the payload of a run's grouping item (epic items have none)."""
+
+
+def grouping_item_id(run: WorkRun) -> str:
+    return stable_id(run.run_id, "epics", GROUPING)
+
+
+async def _groups(project_id: str, cards: list[logic.AnalysedCard]) -> list[logic.Grouping]:
+    # CPU work on user input: off the event loop, so the consumer keeps its heartbeats.
+    return await asyncio.to_thread(logic.group, project_id, cards)
+
+
 async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:
-    """Groups the run's requirements into epics: one item per epic. Epics of an earlier
-    grouping of these cards that this one no longer has are superseded by the new epics
-    sharing their cards."""
+    """Groups the run's requirements into epics: one item per epic. With an LLM, the
+    grouping is an item of its own first (a slow call has no place in a Kafka handler):
+    its commit adds the epics (``plan_epics``)."""
     found = await store.analysed(session, run.scope)
     cards = [card for card, _ in found.values()]
-    # CPU work on user input: off the event loop, so the consumer keeps its heartbeats.
-    groups = await asyncio.to_thread(logic.group, run.project_id, cards)
+    if _by_llm(stage) and llm_grouping.worth_asking(llm_grouping.listing(logic.in_scope(cards))):
+        grouping = NewItem(grouping_item_id(run), GROUPING_TITLE, {"kind": GROUPING}, planning=True)
+        await stage.queue.add_items(session, run, [grouping])
+        return
+    await plan_epics(stage, session, run, await _groups(run.project_id, cards))
+    await stage.close_run(session, run)
+
+
+def _by_llm(stage: StageApp) -> bool:
+    return stage.settings.epics_grouping == "llm" and not stage.llm.offline
+
+
+async def plan_epics(
+    stage: StageApp, session: AsyncSession, run: WorkRun, groups: list[logic.Grouping]
+) -> None:
+    """One item per epic. Epics of an earlier grouping of these cards that this one no
+    longer has are superseded by the new epics sharing their cards."""
     previous = await store.current_epics(session, run.project_id)
     new_ids = {g.epic_id for g in groups}
     replaced = {
@@ -135,7 +230,6 @@ async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:
         for order, g in enumerate(groups)
     ]
     await stage.queue.add_items(session, run, items)
-    await stage.close_run(session, run)
 
 
 def build(stage: StageApp) -> None:

@@ -22,7 +22,7 @@ PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "epic.v
 GOAL_REQUIREMENTS = 3
 """Requirements an offline goal names before "and N more"."""
 
-__all__ = ["AnalysedCard", "EpicDraft", "Grouping", "group", "to_epic"]
+__all__ = ["AnalysedCard", "EpicDraft", "Grouping", "group", "in_scope", "to_epic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +39,13 @@ class EpicDraft(BaseModel):
     priority: Priority
 
 
+def in_scope(cards: Iterable[AnalysedCard]) -> list[CardInScope]:
+    return [CardInScope(c.card_id, c.title, c.position, c.analysis) for c in cards]
+
+
 def group(project_id: str, cards: list[AnalysedCard]) -> list[Grouping]:
     """The epics the scope's requirements make, by the document's structure, in order."""
-    return group_requirements(
-        project_id, [CardInScope(c.card_id, c.title, c.position, c.analysis) for c in cards]
-    )
+    return group_requirements(project_id, in_scope(cards))
 
 
 def covered(cards: Iterable[AnalysedCard], requirement_ids: Iterable[str]) -> list[Requirement]:

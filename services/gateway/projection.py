@@ -66,6 +66,9 @@ class Projection:
         if kind is ProgressKind.ITEMS_PLANNED:
             for planned in progress.items:
                 await add_item(session, run.run_id, stage, planned.item_id, planned.title)
+                if planned.planning:
+                    # No result event will follow its success: the items it plans are it.
+                    await self._result_landed(session, envelope, stage, planned.item_id)
         elif kind is ProgressKind.ITEM_STARTED and progress.item_id:
             await add_item(session, run.run_id, stage, progress.item_id, progress.item_id)
             await self._move(

@@ -273,6 +273,13 @@ class Settings(BaseSettings):
         "services; with `database_url` set, the service's own database (limits then hold per "
         "service: set this to one PostgreSQL database for a fleet).",
     )
+    epics_grouping: Literal["llm", "structure"] = Field(
+        default="llm",
+        description="How the epics stage groups a scope's requirements when an LLM is "
+        "configured: `llm` asks it once over all of them (checked, cached; the document's "
+        "structure when the call or its answer fails), `structure` uses the document's "
+        "headings only, as offline mode always does.",
+    )
     llm_offline_latency_s: float = Field(
         default=0.0,
         ge=0,

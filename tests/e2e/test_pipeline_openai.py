@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.epics.app import GROUPING_TITLE
 from tests.e2e.test_pipeline import check_backlog, check_snapshots, start_pipeline
-from tests.support.scripted_llm import ScriptedLLM
+from tests.support.scripted_llm import GROUPING_RUN, ScriptedLLM
 from tests.support.scripted_llm import schema_answer as answer
 from tests.support.stack import PipelineStack, wait_for_run
 
@@ -61,3 +62,21 @@ def test_the_pipeline_runs_on_an_openai_compatible_endpoint(
         assert all(c.body.get("max_tokens") for c in llm.calls)
         system_prompts = [c.messages[0]["content"] for c in llm.calls]
         assert all("untrusted" in p for p in system_prompts)
+
+        # Epics by meaning: one grouping call over the whole scope, its own item of the
+        # epics stage, and the epics are the sets it answered (runs of GROUPING_RUN
+        # requirements in document order), not the document's structure.
+        grouping_calls = llm.calls_matching(lambda c: c.schema_name == "EpicGrouping")
+        assert len(grouping_calls) == 1
+        epic_items = [i for i in items if i["stage"] == "epics"]
+        planning = [i for i in epic_items if i["title"] == GROUPING_TITLE]
+        assert len(planning) == 1
+        assert planning[0]["state"] == "succeeded"
+        assert planning[0]["provenance"]["provider"] == "openai"
+        handles = grouping_calls[0].schema["$defs"]["ProposedEpic"]["properties"]
+        asked = len(handles["requirements"]["items"]["enum"])
+        tree = client.get(f"/v1/projects/{project_id}/subtasks").json()["epics"]
+        sizes = [len(e["epic"]["requirement_ids"]) for e in tree]
+        assert sum(sizes) == asked
+        assert len(tree) == len(epic_items) - 1 == -(-asked // GROUPING_RUN)
+        assert all(size <= GROUPING_RUN for size in sizes)

@@ -27,6 +27,7 @@ from tests.support.stack import wait_for_run
 STAGE_OF_SCHEMA = {
     "AnalysisDraft": "analysis",
     "EpicDraft": "epics",
+    "EpicGrouping": "epics",
     "StoriesDraft": "stories",
     "SubtasksDraft": "subtasks",
 }

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from services.epics.app import GROUPING_TITLE
 from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, valid_instance
 from tests.support.stack import STAGES
 from tests.support.wait import until_sync
@@ -136,7 +137,7 @@ def fault_llm_env(llm: ScriptedLLM, **extra: str) -> dict[str, str]:
     }
 
 
-_SCHEMA_STAGES = {"AnalysisDraft": "analysis", "EpicDraft": "epics"}
+_SCHEMA_STAGES = {"AnalysisDraft": "analysis", "EpicDraft": "epics", "EpicGrouping": "epics"}
 _SCHEMA_STAGES |= {"StoriesDraft": "stories", "SubtasksDraft": "subtasks"}
 
 
@@ -419,14 +420,14 @@ def bad_error_codes(client: httpx.Client, run: dict[str, Any]) -> list[str]:
     return [str(c) for c in codes if c not in DESIGN_ERROR_CODES]
 
 
-def run_vs_backlog(run: dict[str, Any], backlog: Backlog) -> list[str]:
+def run_vs_backlog(run: dict[str, Any], backlog: Backlog, planning: int = 0) -> list[str]:
     """Where the run object's counts disagree with what the backlog shows (pipeline: one
-    analysis item per card, one epics item per epic, one stories item per epic, one subtasks
-    item per story)."""
+    analysis item per card, one epics item per epic and ``planning`` more (the grouping by
+    the LLM), one stories item per epic, one subtasks item per story)."""
     stages = run["stages"]
     expected = {
         "analysis": len(backlog.cards),
-        "epics": len(backlog.epics),
+        "epics": len(backlog.epics) + planning,
         "stories": len(backlog.epics),
         "subtasks": len(backlog.stories),
     }
@@ -485,7 +486,9 @@ def outcome(
     dups = duplicates(backlog)
     assert not dups, f"duplicates: {dups}"
     assert not orphans(backlog), orphans(backlog)
-    assert not (wrong := run_vs_backlog(run, backlog)), wrong
+    items = client.get(f"/v1/runs/{run['id']}/items").json()["items"]
+    planning = sum(i["stage"] == "epics" and i["title"] == GROUPING_TITLE for i in items)
+    assert not (wrong := run_vs_backlog(run, backlog, planning)), wrong
     assert not (bad := bad_error_codes(client, run)), f"error codes not in DESIGN.md: {bad}"
     counts = backlog.counts()
     lost = run["counts"]["pending"] + run["counts"]["running"] + len(unfinished(backlog))

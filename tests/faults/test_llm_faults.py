@@ -15,6 +15,7 @@ of minutes on one stack (SQLite; the work queue's SQL is covered on PostgreSQL e
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.backlog import CardAnalysis
+from services.epics import logic as epics_logic
+from services.epics.app import GROUPING_TITLE
 from tests.faults.llm_helpers import (
     REPAIR_HINT,
     Batch,
@@ -47,9 +51,11 @@ from tests.faults.llm_helpers import (
 from tests.faults.report import FaultRow, record
 from tests.support.infra import free_port
 from tests.support.scripted_llm import (
+    GROUPING_RUN,
     RecordedCall,
     ScriptedLLM,
     Targeted,
+    content,
     context_overflow,
     drop_connection,
     hang_before_first_byte,
@@ -592,6 +598,104 @@ def test_the_run_usage_counts_every_llm_call_made(
     assert final["usage"]["llm_calls"] == made, final["usage"]
 
 
+# --- the grouping call ----------------------------------------------------------------------
+
+
+def _is_grouping_of(batch: Batch) -> Callable[[RecordedCall], bool]:
+    return lambda call: call.schema_name == "EpicGrouping" and batch.owns(call)
+
+
+def _epic_sets(client: httpx.Client, batch: Batch) -> list[tuple[str, ...]]:
+    tree = client.get(f"/v1/projects/{batch.project_id}/subtasks").json()["epics"]
+    return [tuple(e["epic"]["requirement_ids"]) for e in tree]
+
+
+def _structure_sets(client: httpx.Client, batch: Batch) -> list[tuple[str, ...]]:
+    """The epics the document's structure makes of the project's analysed cards."""
+    cards = client.get(f"/v1/projects/{batch.project_id}/cards").json()["cards"]
+    analysed = [
+        epics_logic.AnalysedCard(
+            c["id"], c["title"], CardAnalysis.model_validate(c["analysis"]), c["position"]
+        )
+        for c in cards
+    ]
+    return [g.requirement_ids for g in epics_logic.group(batch.project_id, analysed)]
+
+
+def test_a_grouping_answer_breaking_the_rules_is_repaired_once_then_the_structure_groups(
+    stack: PipelineStack, llm: ScriptedLLM, faults: Targeted, client: httpx.Client, backend: str
+) -> None:
+    """The LLM's grouping leaves requirements out, twice (the answer and its repair): the
+    epics follow the document's structure, and the run succeeds with every requirement in
+    exactly one epic."""
+    batch = new_batch(client, "group-bad")
+    partial = json.dumps({"epics": [{"title": "Only the first", "requirements": ["R1"]}]})
+    faults.always(_is_grouping_of(batch), content(partial))
+    run = start_run(client, batch, "pipeline")
+    final = follow(client, run, timeout_s=180)
+    items = items_of(client, run["id"])
+    check_outcome(final, items, {})
+
+    calls = llm.calls_matching(_is_grouping_of(batch))
+    assert len(calls) == 2, "one answer, one repair re-ask, then no more"
+    assert REPAIR_HINT in calls[1].text
+    assert "in no epic: R2" in calls[1].text, "the repair says what was wrong"
+    (grouping,) = [i for i in items if i["title"] == GROUPING_TITLE]
+    assert grouping["state"] == "succeeded", grouping
+    assert grouping["attempts"] == 1, "an invalid answer is not retried by the queue"
+    assert grouping["provenance"]["attempts"] == 2, grouping["provenance"]
+    sets = _epic_sets(client, batch)
+    assert sorted(sets) == sorted(_structure_sets(client, batch))
+    requirement_ids = [r for s in sets for r in s]
+    assert len(requirement_ids) == len(set(requirement_ids)) == 2 * len(batch.cards)
+    report(
+        fault="LLM grouping answer breaks the rules",
+        injected="every grouping call for a pipeline over 10 cards answers one epic of R1 only",
+        behaviour="one repair re-ask naming the requirements left out, then the document's "
+        f"structure grouped the epics ({len(sets)}); run succeeded",
+        backend=backend,
+        final=final,
+        items=items,
+        repeated=1,
+        duplicates=check_no_duplicates(client, batch, items),
+    )
+
+
+def test_a_grouping_call_that_fails_transiently_is_retried_by_the_queue_and_groups(
+    stack: PipelineStack, llm: ScriptedLLM, faults: Targeted, client: httpx.Client, backend: str
+) -> None:
+    """A 503 on the grouping call is the work queue's to retry (one owner of retries); the
+    second attempt's answer groups the epics."""
+    batch = new_batch(client, "group-503")
+    faults.on(_is_grouping_of(batch), unavailable(503))
+    run = start_run(client, batch, "pipeline")
+    final = follow(client, run, timeout_s=180)
+    items = items_of(client, run["id"])
+    check_outcome(final, items, {})
+
+    (grouping,) = [i for i in items if i["title"] == GROUPING_TITLE]
+    assert grouping["attempts"] == 2, grouping
+    calls = llm.calls_matching(_is_grouping_of(batch))
+    assert len(calls) == 2
+    enum = calls[1].schema["$defs"]["ProposedEpic"]["properties"]["requirements"]["items"]
+    handles = enum["enum"]
+    by_llm = [handles[i : i + GROUPING_RUN] for i in range(0, len(handles), GROUPING_RUN)]
+    sets = _epic_sets(client, batch)
+    assert [len(s) for s in sets] == [len(r) for r in by_llm], "the LLM's sets, not the structure"
+    assert sets != _structure_sets(client, batch)
+    report(
+        fault="LLM grouping call 503",
+        injected="the first grouping call of a pipeline over 10 cards answers 503",
+        behaviour="the grouping item postponed and retried by the work queue; the second "
+        f"answer made the {len(sets)} epics; run succeeded",
+        backend=backend,
+        final=final,
+        items=items,
+        repeated=1,
+        duplicates=check_no_duplicates(client, batch, items),
+    )
+
+
 # --- nobody listening ------------------------------------------------------------------------
 
 
@@ -615,7 +719,8 @@ def test_a_service_pointed_at_a_closed_port_fails_its_items_with_llm_unavailable
         stories.env["CARDFLOW_LLM_BASE_URL"] = healthy_url
         stack.restart("stories")
 
-    epics = [i["item_id"] for i in items if i["stage"] == "epics"]
+    # The grouping item plans the epics; it has no stories of its own.
+    epics = [i["item_id"] for i in items if i["stage"] == "epics" and i["title"] != GROUPING_TITLE]
     assert epics, items
     check_outcome(final, items, {("stories", e): "llm_unavailable" for e in epics})
     stories_items = [i for i in items if i["stage"] == "stories"]

@@ -35,7 +35,9 @@ if str(REPO_ROOT) not in sys.path:
 from contracts.backlog import Story  # noqa: E402
 from contracts.events import SubtaskOptions  # noqa: E402
 from services.analysis import logic as analysis  # noqa: E402
+from services.epics import llm_grouping  # noqa: E402
 from services.epics import logic as epics  # noqa: E402
+from services.epics.app import group_by_llm  # noqa: E402
 from services.gateway.ingest import split_upload  # noqa: E402
 from services.gateway.ingest.model import UploadLimits  # noqa: E402
 from services.gateway.quality import junk_reason  # noqa: E402
@@ -115,7 +117,7 @@ async def generate(document: Document, llm: LLMClient) -> Backlog:
     ]
     all_stories: list[Story] = []
     subtask_count = 0
-    groupings = epics.group(PROJECT, analysed)
+    groupings = await group(llm, analysed)
     options = SubtaskOptions()
     for order, grouping in enumerate(groupings):
         covered = epics.covered(analysed, grouping.requirement_ids)
@@ -129,6 +131,14 @@ async def generate(document: Document, llm: LLMClient) -> Backlog:
             planned = await llm.generate(subtasks.llm_request(context, options))
             subtask_count += len(subtasks.to_subtasks(story, planned.output))
     return Backlog(found, all_stories, len(groupings), subtask_count, time.perf_counter() - started)
+
+
+async def group(llm: LLMClient, analysed: list[epics.AnalysedCard]) -> list[epics.Grouping]:
+    """As the epics stage groups: by the model when one is set and the scope is worth a
+    call, else (and when that call fails) by the document's structure."""
+    if llm.offline or not llm_grouping.worth_asking(llm_grouping.listing(epics.in_scope(analysed))):
+        return epics.group(PROJECT, analysed)
+    return (await group_by_llm(llm, PROJECT, analysed)).groups
 
 
 def baseline(document: Document) -> Score:

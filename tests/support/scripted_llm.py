@@ -657,10 +657,32 @@ def _split(text: str, count: int) -> list[str]:
 
 
 def valid_instance(schema: dict[str, Any], seed: int = 0) -> Any:
-    """``instance_of``, with the one rule a schema cannot say kept: a subtask depends only on
-    earlier siblings, so every ``depends_on`` is left empty (else the subtasks stage's own
-    check would refuse a schema-valid answer)."""
+    """``instance_of``, with the rules a schema cannot say kept: a subtask depends only on
+    earlier siblings, so every ``depends_on`` is left empty; an epic grouping puts every
+    requirement in exactly one epic, so the handles the schema allows are cut into runs of
+    ``GROUPING_RUN`` (else the stage's own check would refuse a schema-valid answer)."""
+    handles = _grouping_handles(schema)
+    if handles is not None:
+        runs = [handles[i : i + GROUPING_RUN] for i in range(0, len(handles), GROUPING_RUN)]
+        return {
+            "epics": [
+                {"title": f"Scripted epic {n} of {len(runs)}", "requirements": run}
+                for n, run in enumerate(runs, start=1)
+            ]
+        }
     return _no_forward_dependencies(instance_of(schema, seed=seed))
+
+
+GROUPING_RUN = 3
+"""Requirements per epic in the scripted answer to an epic grouping."""
+
+
+def _grouping_handles(schema: dict[str, Any]) -> list[str] | None:
+    """The requirement handles of an epic grouping's schema; None for any other schema."""
+    proposed = schema.get("$defs", {}).get("ProposedEpic", {})
+    items = proposed.get("properties", {}).get("requirements", {}).get("items", {})
+    enum = items.get("enum")
+    return [str(h) for h in enum] if isinstance(enum, list) else None
 
 
 def _no_forward_dependencies(value: Any) -> Any:

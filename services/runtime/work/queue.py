@@ -95,6 +95,8 @@ class NewItem:
     payload: dict[str, Any] = field(default_factory=dict)
     wait_key: str | None = None
     """Set when the item's input has not arrived yet; ``release(wait_key)`` makes it ready."""
+    planning: bool = False
+    """The item plans the stage's other items (its commit adds them): see ``PlannedItem``."""
 
 
 def _ready(now: datetime) -> ColumnElement[bool]:
@@ -278,7 +280,9 @@ class WorkQueue:
                 session,
                 run,
                 ProgressKind.ITEMS_PLANNED,
-                items=[PlannedItem(item_id=i.item_id, title=i.title) for i in new],
+                items=[
+                    PlannedItem(item_id=i.item_id, title=i.title, planning=i.planning) for i in new
+                ],
             )
         return new
 
