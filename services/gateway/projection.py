@@ -65,7 +65,14 @@ class Projection:
         kind = progress.kind
         if kind is ProgressKind.ITEMS_PLANNED:
             for planned in progress.items:
-                await add_item(session, run.run_id, stage, planned.item_id, planned.title)
+                await add_item(
+                    session,
+                    run.run_id,
+                    stage,
+                    planned.item_id,
+                    planned.title,
+                    planning=planned.planning,
+                )
                 if planned.planning:
                     # No result event will follow its success: the items it plans are it.
                     await self._result_landed(session, envelope, stage, planned.item_id)
@@ -375,7 +382,13 @@ def _item(run_id: str, stage: str, item_id: str) -> Any:
 
 
 async def add_item(
-    session: AsyncSession, run_id: str, stage: str, item_id: str, title: str
+    session: AsyncSession,
+    run_id: str,
+    stage: str,
+    item_id: str,
+    title: str,
+    *,
+    planning: bool = False,
 ) -> None:
     """Adds a pending item once; a later, better title replaces an id used as placeholder."""
     existing = (
@@ -402,6 +415,7 @@ async def add_item(
             state="pending",
             attempts=0,
             tokens_so_far=0,
+            planning=planning,
             updated_at=_now(),
         )
     )

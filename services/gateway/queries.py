@@ -235,6 +235,7 @@ async def run_items_of(session: AsyncSession, run_id: str) -> list[dict[str, Any
             "item_id": r.item_id,
             "stage": r.stage,
             "title": r.title,
+            "planning": bool(r.planning),
             "state": "pending" if r.state == "waiting" else r.state,
             "attempts": r.attempts,
             "tokens_so_far": r.tokens_so_far,

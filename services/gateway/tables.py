@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -114,6 +115,8 @@ run_items = Table(
     Column("error_message", Text, nullable=True),
     Column("provenance", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # An item that plans its stage's other items (the epics grouping): no backlog item of its own.
+    Column("planning", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 run_log = Table(

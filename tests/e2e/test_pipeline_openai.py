@@ -69,8 +69,10 @@ def test_the_pipeline_runs_on_an_openai_compatible_endpoint(
         grouping_calls = llm.calls_matching(lambda c: c.schema_name == "EpicGrouping")
         assert len(grouping_calls) == 1
         epic_items = [i for i in items if i["stage"] == "epics"]
-        planning = [i for i in epic_items if i["title"] == GROUPING_TITLE]
+        planning = [i for i in items if i["planning"]]
         assert len(planning) == 1
+        assert planning[0]["stage"] == "epics"
+        assert planning[0]["title"] == GROUPING_TITLE
         assert planning[0]["state"] == "succeeded"
         assert planning[0]["provenance"]["provider"] == "openai"
         handles = grouping_calls[0].schema["$defs"]["ProposedEpic"]["properties"]

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-from services.epics.app import GROUPING_TITLE
 from tests.support.scripted_llm import RecordedCall, Reply, ScriptedLLM, content, valid_instance
 from tests.support.stack import STAGES
 from tests.support.wait import until_sync
@@ -487,7 +486,7 @@ def outcome(
     assert not dups, f"duplicates: {dups}"
     assert not orphans(backlog), orphans(backlog)
     items = client.get(f"/v1/runs/{run['id']}/items").json()["items"]
-    planning = sum(i["stage"] == "epics" and i["title"] == GROUPING_TITLE for i in items)
+    planning = sum(i["planning"] for i in items)
     assert not (wrong := run_vs_backlog(run, backlog, planning)), wrong
     assert not (bad := bad_error_codes(client, run)), f"error codes not in DESIGN.md: {bad}"
     counts = backlog.counts()

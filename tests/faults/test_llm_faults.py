@@ -640,7 +640,8 @@ def test_a_grouping_answer_breaking_the_rules_is_repaired_once_then_the_structur
     assert len(calls) == 2, "one answer, one repair re-ask, then no more"
     assert REPAIR_HINT in calls[1].text
     assert "in no epic: R2" in calls[1].text, "the repair says what was wrong"
-    (grouping,) = [i for i in items if i["title"] == GROUPING_TITLE]
+    (grouping,) = [i for i in items if i["planning"]]
+    assert grouping["title"] == GROUPING_TITLE
     assert grouping["state"] == "succeeded", grouping
     assert grouping["attempts"] == 1, "an invalid answer is not retried by the queue"
     assert grouping["provenance"]["attempts"] == 2, grouping["provenance"]
@@ -673,7 +674,7 @@ def test_a_grouping_call_that_fails_transiently_is_retried_by_the_queue_and_grou
     items = items_of(client, run["id"])
     check_outcome(final, items, {})
 
-    (grouping,) = [i for i in items if i["title"] == GROUPING_TITLE]
+    (grouping,) = [i for i in items if i["planning"]]
     assert grouping["attempts"] == 2, grouping
     calls = llm.calls_matching(_is_grouping_of(batch))
     assert len(calls) == 2
@@ -720,7 +721,7 @@ def test_a_service_pointed_at_a_closed_port_fails_its_items_with_llm_unavailable
         stack.restart("stories")
 
     # The grouping item plans the epics; it has no stories of its own.
-    epics = [i["item_id"] for i in items if i["stage"] == "epics" and i["title"] != GROUPING_TITLE]
+    epics = [i["item_id"] for i in items if i["stage"] == "epics" and not i["planning"]]
     assert epics, items
     check_outcome(final, items, {("stories", e): "llm_unavailable" for e in epics})
     stories_items = [i for i in items if i["stage"] == "stories"]

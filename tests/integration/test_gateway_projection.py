@@ -139,6 +139,34 @@ async def test_progress_first_the_run_finishes_when_the_result_lands(engine: Asy
     assert listed == ["st-1"]
 
 
+async def test_a_planning_item_needs_no_result_event_and_is_marked_in_the_run_items(
+    engine: AsyncEngine,
+) -> None:
+    """The epics grouping item: its success is its result (the items it plans are announced
+    with it), so the run finishes without a result event for it; its result-bearing sibling
+    still waits for its own."""
+    sessions = make_sessions(engine)
+    projection = Projection(RunWatch())
+    planning = PlannedItem(item_id="grouping-1", title="Group the requirements", planning=True)
+    await apply(
+        projection,
+        sessions,
+        progress(ProgressKind.ITEMS_PLANNED, items=[planning]),
+        progress(ProgressKind.ITEM_STARTED, item_id="grouping-1", attempt=1),
+        progress(ProgressKind.ITEM_SUCCEEDED, item_id="grouping-1", provenance=PROVENANCE),
+        *finished_progress(),
+    )
+    assert await status(sessions) == "running", "the story's result has not landed"
+    await apply(projection, sessions, result())
+    assert await status(sessions) == "succeeded"
+    async with sessions() as session:
+        items = await queries.run_items_of(session, RUN)
+    assert [(i["item_id"], i["planning"]) for i in items] == [
+        ("grouping-1", True),
+        (STORY, False),
+    ]
+
+
 async def test_result_first_the_run_finishes_with_its_last_progress_event(
     engine: AsyncEngine,
 ) -> None:
