@@ -320,6 +320,8 @@ class _SectionReader:
         self.criteria_mode = False
         self.last_top: StatedRequirement | None = None
         self.last_top_is_label = False
+        self.later = False
+        """Under a label that puts its list later ("**Nice to Have**:", "Stretch:")."""
         self.story_index: int | None = None
         self.section_priority: str | None = None
         self.story_priority: str | None = None
@@ -426,9 +428,13 @@ class _SectionReader:
             self._close_scenarios()
             if _is_label(plain):
                 self.label = plain.rstrip(": ")
+                self.later = is_not_now([plain])
                 self.last_top, self.last_top_is_label = None, True
                 return
             self.last_top_is_label = False
+            if self.later:
+                self.card.notes.append(plain)
+                return
             if self._scenario(block, plain):
                 return
             label = _label_of(plain)[0]
@@ -441,6 +447,8 @@ class _SectionReader:
             self.last_top = self._add(block.text, block.start, StatementForm.LIST_ITEM, block)
             return
         # A nested item: a requirement under a label item, else a criterion of its parent.
+        if self.later:
+            return
         if self._scenario(block, plain):
             return
         if self.last_top_is_label or self.last_top is None:
@@ -485,6 +493,9 @@ class _SectionReader:
         plain = self._plain(block)
         if not plain:
             return
+        if _is_label(plain):
+            # "**Must Have**:" and "**Nice to Have**:" above their lists: the second is later.
+            self.later = is_not_now([plain])
         label, rest = _label_of(plain)
         if label in _CRITERIA_LABELS and not rest:
             self.criteria_mode = True

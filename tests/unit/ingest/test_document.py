@@ -557,6 +557,34 @@ def test_out_of_scope_roadmap_and_risks_state_no_requirement() -> None:
     assert "designer" not in cards[0].body
 
 
+# From 5dlabs/toolman's PRD: a "Must Have" list and a "Nice to Have" list under one heading.
+MVP_LABELS = """\
+# MCP Bridge Proxy
+
+### MVP Definition (Post-Verification)
+**Minimum Viable Product**: Working 4 core tools with tool prefixes
+
+**Must Have** (TBD based on verification):
+- Working tool filtering (enabled:true behavior)
+- Tool prefixing for server identification
+
+**Nice to Have**:
+- AI-driven server addition (can be manual initially)
+- Multi-agent support (stretch goal)
+  - one agent per editor window
+"""
+
+
+def test_a_nice_to_have_label_puts_its_list_later_and_a_must_have_label_keeps_its_list() -> None:
+    cards = read(MVP_LABELS, "prd.md")
+    texts = all_requirement_texts(cards)
+    assert "Working tool filtering (enabled:true behavior)" in texts
+    assert "Tool prefixing for server identification" in texts
+    assert not [t for t in texts if "server addition" in t or "agent" in t.lower()], texts
+    # Kept as the author wrote it, in the card's text: nothing is lost, nothing is a story.
+    assert "AI-driven server addition (can be manual initially)" in cards[0].body
+
+
 # --- 10. prose under a neutral heading -------------------------------------------------------
 
 PROSE_PRD = """\
