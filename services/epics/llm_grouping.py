@@ -106,11 +106,22 @@ def messages(listed: Sequence[Listed]) -> list[dict[str, str]]:
 
 
 def schema(listed: Sequence[Listed]) -> dict[str, Any]:
-    """The output schema with every handle narrowed to the ones that exist."""
+    """The output schema with every handle narrowed to the ones that exist and the lists
+    bounded: a server that turns the schema into a grammar (llama.cpp) then cannot let a
+    small model repeat itself to the output limit."""
     document = EpicGrouping.model_json_schema()
+    document["properties"]["epics"]["maxItems"] = max_epics(len(listed))
     handles = document["$defs"]["ProposedEpic"]["properties"]["requirements"]
     handles["items"] = {"type": "string", "enum": [item.handle for item in listed]}
+    handles["maxItems"] = min(MAX_EPIC_SIZE, len(listed))
     return document
+
+
+def output_budget(count: int) -> int:
+    """Tokens an answer over ``count`` requirements needs, with room: a handle on a line of
+    its own (small models pretty-print) is about 6 tokens, an epic's title and brackets about
+    20. A model that loops stops here, not at a generic limit minutes later."""
+    return min(MAX_OUTPUT_TOKENS, 256 + 24 * count)
 
 
 def check(listed: Sequence[Listed], proposal: EpicGrouping) -> None:
@@ -200,6 +211,6 @@ def llm_request(
         offline=lambda: from_groupings(listed, structure),
         cache_input=cache_input(listed),
         json_schema=schema(listed),
-        max_output_tokens=MAX_OUTPUT_TOKENS,
+        max_output_tokens=output_budget(len(listed)),
         validate=lambda proposal: check(listed, proposal),
     )

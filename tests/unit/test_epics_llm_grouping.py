@@ -65,6 +65,17 @@ def test_the_schema_allows_only_handles_that_exist() -> None:
     schema = llm_grouping.schema(listed)
     items = schema["$defs"]["ProposedEpic"]["properties"]["requirements"]["items"]
     assert items == {"type": "string", "enum": ["R1", "R2", "R3", "R4", "R5", "R6"]}
+    # Bounded lists: a grammar built from the schema cannot let a model repeat itself.
+    assert schema["properties"]["epics"]["maxItems"] == 3
+    assert schema["$defs"]["ProposedEpic"]["properties"]["requirements"]["maxItems"] == 6
+
+
+def test_the_output_budget_grows_with_the_scope_and_is_capped() -> None:
+    assert llm_grouping.output_budget(19) == 256 + 24 * 19
+    assert llm_grouping.output_budget(1000) == llm_grouping.MAX_OUTPUT_TOKENS
+    listed = listed_of(BILLING)
+    request = llm_grouping.llm_request(listed, logic.group("p1", BILLING))
+    assert request.max_output_tokens == llm_grouping.output_budget(6)
     # The pydantic model itself stays open: the narrowing is the request's, checked locally.
     assert "enum" not in json.dumps(EpicGrouping.model_json_schema())
 
