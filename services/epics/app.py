@@ -190,7 +190,8 @@ async def expand(stage: StageApp, session: AsyncSession, run: WorkRun) -> None:
     its commit adds the epics (``plan_epics``)."""
     found = await store.analysed(session, run.scope)
     cards = [card for card, _ in found.values()]
-    if _by_llm(stage) and llm_grouping.worth_asking(llm_grouping.listing(logic.in_scope(cards))):
+    requirements = sum(len(card.analysis.requirements) for card in cards)
+    if _by_llm(stage) and llm_grouping.worth_asking(requirements):
         grouping = NewItem(grouping_item_id(run), GROUPING_TITLE, {"kind": GROUPING}, planning=True)
         await stage.queue.add_items(session, run, [grouping])
         return

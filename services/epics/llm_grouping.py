@@ -87,8 +87,8 @@ def listing(cards: Sequence[CardInScope]) -> list[Listed]:
     return listed
 
 
-def worth_asking(listed: Sequence[Listed]) -> bool:
-    return MIN_SCOPE <= len(listed) <= MAX_SCOPE
+def worth_asking(requirements: int) -> bool:
+    return MIN_SCOPE <= requirements <= MAX_SCOPE
 
 
 def max_epics(count: int) -> int:

@@ -73,9 +73,6 @@ class Projection:
                     planned.title,
                     planning=planned.planning,
                 )
-                if planned.planning:
-                    # No result event will follow its success: the items it plans are it.
-                    await self._result_landed(session, envelope, stage, planned.item_id)
         elif kind is ProgressKind.ITEM_STARTED and progress.item_id:
             await add_item(session, run.run_id, stage, progress.item_id, progress.item_id)
             await self._move(
@@ -520,6 +517,7 @@ async def load_facts(session: AsyncSession, row: Any) -> runview.RunFacts:
                 error_code=i.error_code,
                 error_message=i.error_message,
                 result_landed=(i.stage, i.item_id) in landed,
+                planning=bool(i.planning),
             )
             for i in items
         ],

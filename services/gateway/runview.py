@@ -34,6 +34,8 @@ class ItemView:
     error_message: str | None = None
     result_landed: bool = False
     """The item's result event (card analysed, epic, stories, subtasks) has been projected."""
+    planning: bool = False
+    """It plans its stage's other items (the epics grouping): no result event follows it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def stage_done(facts: RunFacts, stage: str) -> bool:
     items = [i for i in facts.items if i.stage == stage]
     if not all(i.state in TERMINAL for i in items):
         return False
-    if any(i.state == "succeeded" and not i.result_landed for i in items):
+    if any(i.state == "succeeded" and not (i.result_landed or i.planning) for i in items):
         return False
     if stage in facts.stages_finished:
         return True

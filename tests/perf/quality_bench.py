@@ -136,7 +136,8 @@ async def generate(document: Document, llm: LLMClient) -> Backlog:
 async def group(llm: LLMClient, analysed: list[epics.AnalysedCard]) -> list[epics.Grouping]:
     """As the epics stage groups: by the model when one is set and the scope is worth a
     call, else (and when that call fails) by the document's structure."""
-    if llm.offline or not llm_grouping.worth_asking(llm_grouping.listing(epics.in_scope(analysed))):
+    requirements = sum(len(card.analysis.requirements) for card in analysed)
+    if llm.offline or not llm_grouping.worth_asking(requirements):
         return epics.group(PROJECT, analysed)
     return (await group_by_llm(llm, PROJECT, analysed)).groups
 

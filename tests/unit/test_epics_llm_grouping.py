@@ -167,10 +167,10 @@ def test_the_request_validates_answers_and_keys_the_cache_by_the_texts() -> None
 
 
 def test_scopes_too_small_or_too_large_for_one_call_are_left_to_the_structure() -> None:
-    assert not llm_grouping.worth_asking(listed_of(BILLING[:1]))
-    assert llm_grouping.worth_asking(listed_of(BILLING))
+    assert not llm_grouping.worth_asking(len(listed_of(BILLING[:1])))
+    assert llm_grouping.worth_asking(len(listed_of(BILLING)))
     huge = [card("h", "Search", ["PRD"], [f"rule {n}" for n in range(301)], 0)]
-    assert not llm_grouping.worth_asking(listed_of(huge))
+    assert not llm_grouping.worth_asking(len(listed_of(huge)))
 
 
 @pytest.mark.parametrize(
