@@ -22,6 +22,7 @@ from contracts.events import (
 )
 from contracts.topics import CARDS_ANALYZED, EPICS_GENERATED, EPICS_REQUESTED, STORIES_REQUESTED
 from services.epics import llm_grouping, logic, store
+from services.epics.grouping import restatements_together
 from services.runtime.delivery import HandlerContext
 from services.runtime.llm import LLMClient, LLMError, LLMResult
 from services.runtime.locks import lock_names
@@ -167,7 +168,9 @@ async def group_by_llm(
             attempts=max(1, error.attempts),
         )
         return Grouped(structure, spent)
-    return Grouped(llm_grouping.to_groupings(project_id, listed, result.output), result.provenance)
+    proposed = llm_grouping.to_groupings(project_id, listed, result.output)
+    together = restatements_together(project_id, logic.in_scope(cards), proposed)
+    return Grouped(together, result.provenance)
 
 
 GROUPING_TITLE = "Group the requirements into epics"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from contracts.backlog import CardAnalysis, Requirement
 from services.runtime.keywords import jaccard, keywords
+from services.runtime.restatements import originals
 from services.runtime.text import shorten, stable_id
 
 MIN_REQUIREMENTS = 4
@@ -239,7 +240,51 @@ def group_requirements(project_id: str, cards: list[CardInScope]) -> list[Groupi
             card_ids = tuple(dict.fromkeys(i.card_id for i in items))
             grouping = Grouping(epic_id(project_id, ids), title, ids, card_ids)
             epics.append((items[0].order, grouping))
-    return [grouping for _, grouping in sorted(epics, key=lambda pair: pair[0])]
+    grouped = [grouping for _, grouping in sorted(epics, key=lambda pair: pair[0])]
+    return restatements_together(project_id, cards, grouped)
+
+
+def restatements_together(
+    project_id: str, cards: list[CardInScope], groupings: list[Grouping]
+) -> list[Grouping]:
+    """A requirement the author states twice ("Throughput: 1000+ concurrent users" among
+    the NFRs and again among the benchmarks) joins the epic of its first statement, so one
+    story covers both (``services.runtime.restatements``). Epic ids follow the new sets."""
+    ordered = [
+        (requirement, card.card_id)
+        for card in sorted(cards, key=lambda c: (c.position, c.card_id))
+        for requirement in card.analysis.requirements
+    ]
+    moves = originals([requirement.text for requirement, _ in ordered])
+    if not moves:
+        return groupings
+    position = {requirement.id: index for index, (requirement, _) in enumerate(ordered)}
+    card_of = {requirement.id: card_id for requirement, card_id in ordered}
+    home = {rid: number for number, g in enumerate(groupings) for rid in g.requirement_ids}
+    members: list[list[str]] = [list(g.requirement_ids) for g in groupings]
+    for restatement, original in moves.items():
+        moved, target = ordered[restatement][0].id, ordered[original][0].id
+        if moved not in home or target not in home or home[moved] == home[target]:
+            continue
+        members[home[moved]].remove(moved)
+        members[home[target]].append(moved)
+        home[moved] = home[target]
+    regrouped: list[tuple[int, Grouping]] = []
+    for grouping, ids in zip(groupings, members, strict=True):
+        if not ids:
+            continue
+        ids.sort(key=lambda rid: position.get(rid, len(position)))
+        card_ids = tuple(dict.fromkeys(card_of.get(rid, "") for rid in ids))
+        same = tuple(ids) == grouping.requirement_ids
+        regrouped.append(
+            (
+                position.get(ids[0], len(position)),
+                grouping
+                if same
+                else Grouping(epic_id(project_id, ids), grouping.title, tuple(ids), card_ids),
+            )
+        )
+    return [grouping for _, grouping in sorted(regrouped, key=lambda pair: pair[0])]
 
 
 def _place(

@@ -25,6 +25,7 @@ from contracts.backlog import (
     RequirementKind,
     SourceSpan,
 )
+from services.runtime.restatements import originals
 from services.runtime.text import shorten
 from services.stories import statements
 from services.stories.models import (
@@ -147,7 +148,9 @@ def _most_common(values: list[str]) -> str:
 
 def _groups(reads: list[_Read]) -> list[list[_Read]]:
     """One group per requirement, except that a section with exactly one user story gathers
-    the section's other lines under it (as many as its criteria have room for)."""
+    the section's other lines under it (as many as its criteria have room for), and a
+    requirement the author restates ("Throughput: 1000+ concurrent users" twice) joins the
+    group of its first statement as one more criterion."""
     by_section: dict[str, list[int]] = {}
     for index, item in enumerate(reads):
         if item.requirement.section.strip():
@@ -167,6 +170,9 @@ def _groups(reads: list[_Read]) -> list[list[_Read]]:
                 continue  # no room left under the user story: a story of its own
             room -= needs
             lead_of[index] = lead
+    for restatement, original in originals([r.requirement.text for r in reads]).items():
+        if restatement not in lead_of:
+            lead_of[restatement] = lead_of.get(original, original)
     groups: dict[int, list[_Read]] = {}
     for index, item in enumerate(reads):
         groups.setdefault(lead_of.get(index, index), []).append(item)

@@ -835,7 +835,9 @@ class _Instances:
         elif fmt in ("uri", "url"):
             value = f"https://example.com/{name}/{number}"
         else:
-            value = f"{name.replace('_', ' ')} {number}"
+            # The seed (the call's index) keeps texts apart across calls: every card's
+            # requirements saying "text 5" would be one requirement stated ten times.
+            value = f"{name.replace('_', ' ')} {number} of answer {self.seed}"
         low = int(schema.get("minLength", 0))
         if len(value) < low:
             value = value + "x" * (low - len(value))

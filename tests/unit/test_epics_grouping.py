@@ -192,3 +192,47 @@ def test_heading_names_are_linear_on_their_worst_input(worst: str) -> None:
     elapsed = time.perf_counter() - started
     print(f"heading_name on {len(worst)} characters: {elapsed:.4f} s")
     assert elapsed < 0.5
+
+
+# BjornMelin/ai-docs-vector-db-hybrid-scraper states its throughput target twice, sections apart.
+RESTATED_PRD = "AI Documentation Scraper - Product Requirements Document"
+RESTATED = [
+    card(
+        "nfr",
+        "Performance Requirements",
+        [RESTATED_PRD, "4. Product Requirements Specification", "4.2 Non-Functional"],
+        ["Throughput: Support 1000+ concurrent users", "Latency: P95 search under 100ms"],
+        0,
+    ),
+    card(
+        "crawl",
+        "Document Crawling",
+        [RESTATED_PRD, "4. Product Requirements Specification", "4.1 Functional"],
+        [
+            "Crawl documentation sites from a sitemap",
+            "Re-crawl changed pages nightly",
+            "Store each page with its source URL",
+            "Respect robots.txt on every site",
+        ],
+        1,
+    ),
+    card(
+        "sla",
+        "Benchmarks & SLAs",
+        [RESTATED_PRD, "7. Quality Assurance", "7.2 Performance Requirements"],
+        ["Throughput: 1000+ concurrent users", "Memory: under 4 GB per worker"],
+        2,
+    ),
+]
+
+
+def test_a_restated_requirement_joins_the_epic_of_its_first_statement() -> None:
+    epics = logic.group("p1", RESTATED)
+    home = {rid: g.epic_id for g in epics for rid in g.requirement_ids}
+    assert home["sla:R1"] == home["nfr:R1"]
+    assert home["sla:R2"] != home["nfr:R1"] or len(epics) == 1
+    every = sorted(i for g in epics for i in g.requirement_ids)
+    assert every == sorted(r.id for c in RESTATED for r in c.analysis.requirements)
+    # The epic's id follows the set it now covers.
+    for g in epics:
+        assert g.epic_id == grouping.epic_id("p1", g.requirement_ids)

@@ -615,3 +615,14 @@ def test_reading_the_worst_text_stays_linear(worst: str) -> None:
     elapsed = time.perf_counter() - started
     print(f"{len(worst)} characters read and drafted in {elapsed:.3f} s")
     assert elapsed < 1.0
+
+
+def test_a_restated_requirement_is_one_more_criterion_of_its_first_statements_story() -> None:
+    first = requirement(1, "Throughput: Support 1000+ concurrent users", card="nfr")
+    other = requirement(2, "Latency: P95 search under 100ms", card="nfr")
+    again = requirement(1, "Throughput: 1000+ concurrent users", card="sla")
+    draft = draft_of(first, other, again)
+    assert [s.requirement_ids for s in draft.stories] == [["nfr:R1", "sla:R1"], ["nfr:R2"]]
+    assert "Throughput: 1000+ concurrent users" in [
+        c.text for c in draft.stories[0].acceptance_criteria
+    ]

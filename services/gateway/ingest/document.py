@@ -44,9 +44,12 @@ from services.gateway.ingest.normalise import clean_body, shorten
 from services.gateway.ingest.sections import (
     Role,
     heading_name,
+    is_finding_out,
     is_not_now,
     is_part_name,
     is_quality_heading,
+    is_quality_list_heading,
+    is_strong_requirements_heading,
     role_of,
     story_title,
 )
@@ -69,6 +72,8 @@ CONTEXT_MAX_CHARS = 1500
 TERMS_MAX = 200
 MAX_LINES = 100_000
 MAX_BLOCKS = 50_000
+IDED_DOCUMENT = 5
+"""Requirements with an author id that make a document one that ids its requirements."""
 """What one upload reads at most: far past the 2,000 cards of 20,000 characters an upload can
 make, and bounded so a file of 200,000 one-word lines is refused in well under a second."""
 PLAIN_MAX_CHARS = 4000
@@ -108,6 +113,7 @@ _CONTEXT_LABELS = frozenset(
         "how it will work",
         "how it works",
         "status",
+        "threat model",
     )
 )
 _SUCCESS_LABELS = frozenset(
@@ -162,6 +168,10 @@ class _Card:
     story_paragraphs: list[int] = field(default_factory=list)
     """Indexes of requirements that are a paragraph's user story (dropped when the card's
     items hold EARS criteria: Kiro's story is the why, its criteria the requirements)."""
+    unlisted: list[StatedRequirement] = field(default_factory=list)
+    """Its requirements without an author id that sit outside a requirements list (a
+    "Product Scope" or "Technical Constraints" bullet): context in a document that ids its
+    requirements (``_only_the_authors_lists``)."""
 
 
 @dataclass(slots=True)
@@ -279,7 +289,49 @@ def _read(parsed: ParsedDocument, document: _Document) -> list[_Card]:
     for question_section, questions in pending_questions:
         if last is not None:
             _attach(last, question_section, questions)
-    return [_settled(card) for card in cards if card.requirements]
+    kept = [card for card in cards if card.requirements]
+    return [_settled(card) for card in _only_the_authors_lists(kept)]
+
+
+def _only_the_authors_lists(cards: list[_Card]) -> list[_Card]:
+    """An author who gives requirements ids (FR-1.2, NFR-S4, F1.1) ids every one of them,
+    so the un-id'd bullets of their other sections (a scope list, "Technical Constraints", a
+    browser matrix) restate or surround those: context, not requirements. Bullets of sections
+    named as requirement lists, success criteria, user stories and quality sections
+    ("Security", "Performance") still count. A card left with no requirement hands its
+    questions to the card before it."""
+    if sum(1 for card in cards for r in card.requirements if r.author_id) < IDED_DOCUMENT:
+        return cards
+    kept: list[_Card] = []
+    orphaned: list[OpenQuestion] = []
+    for card in cards:
+        if card.unlisted:
+            _drop_unlisted(card)
+        if not card.requirements:
+            orphaned.extend(card.questions)
+            continue
+        if orphaned and not kept:
+            card.questions[:0] = orphaned
+            orphaned = []
+        kept.append(card)
+    if orphaned and kept:
+        kept[-1].questions.extend(orphaned)
+    return kept
+
+
+def _drop_unlisted(card: _Card) -> None:
+    unlisted = {id(r) for r in card.unlisted}
+    renumbered: dict[int, int] = {}
+    requirements: list[StatedRequirement] = []
+    for index, requirement in enumerate(card.requirements):
+        if id(requirement) in unlisted:
+            card.notes.append(requirement.text)
+            continue
+        renumbered[index] = len(requirements)
+        requirements.append(requirement)
+    card.requirements = requirements
+    card.story_paragraphs = [renumbered[i] for i in card.story_paragraphs if i in renumbered]
+    card.unlisted = []
 
 
 def _attach(card: _Card, section: Section, questions: list[OpenQuestion]) -> None:
@@ -327,6 +379,12 @@ class _SectionReader:
         self.story_priority: str | None = None
         self.pending_scenarios: list[str] = []
         self.neutral_items = role is Role.NEUTRAL and _lists_requirements(section.blocks)
+        self.listed = (
+            role in (Role.SUCCESS, Role.STORY)
+            or any(is_strong_requirements_heading(name) for name in names)
+            or is_quality_list_heading(role_name)
+        )
+        """The headings name a list of requirements (see ``_only_the_authors_lists``)."""
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -354,17 +412,22 @@ class _SectionReader:
 
     def _success_line(self, block: Block) -> None:
         """A "**Success Criteria**: ..." line is the author's measurable goal wherever it sits
-        (a roadmap phase too), unless the headings put it out of scope or later."""
+        (a roadmap phase too), unless the headings put it out of scope or later, or name a
+        phase of finding out ("Phase 0: Current State Verification"), whose criteria are
+        about the team's knowledge, not the product."""
         if block.kind is not BlockKind.PARAGRAPH or is_not_now(self.names):
+            return
+        if is_finding_out(self.names):
             return
         label, rest = _label_of(self._plain(block))
         if label in _SUCCESS_LABELS and rest:
-            found = self._add(block.text, block.start, StatementForm.MODAL, block)
-            if found is not None:
-                index = len(self.card.requirements) - 1
-                self.card.requirements[index] = found.model_copy(
-                    update={"kind": RequirementKind.SUCCESS_CRITERION}
-                )
+            self._add(
+                block.text,
+                block.start,
+                StatementForm.MODAL,
+                block,
+                kind=RequirementKind.SUCCESS_CRITERION,
+            )
 
     def _metadata(self, block: Block) -> bool:
         """Metadata lines (``**Status**: Draft``; spec-kit puts several on one line,
@@ -622,7 +685,7 @@ class _SectionReader:
                 "kind": self._kind(found),
             }
         )
-        self.card.requirements.append(found)
+        self._keep(found)
 
     # -- a requirement ---------------------------------------------------------------------
 
@@ -634,6 +697,7 @@ class _SectionReader:
         block: Block,
         *,
         priority: str | None = None,
+        kind: RequirementKind | None = None,
     ) -> StatedRequirement | None:
         if len(raw) > PLAIN_MAX_CHARS:
             raw = raw[:PLAIN_MAX_CHARS]
@@ -647,12 +711,17 @@ class _SectionReader:
         if found is None:
             self._note_or_question(block, strip_inline(raw))
             return None
-        found = found.model_copy(update={"kind": self._kind(found)})
-        self.card.requirements.append(found)
+        found = found.model_copy(update={"kind": kind or self._kind(found)})
+        self._keep(found)
         self.card.questions.extend(
             q for q in questions_in(raw, start) if "clarification" in raw.lower()
         )
         return found
+
+    def _keep(self, found: StatedRequirement) -> None:
+        self.card.requirements.append(found)
+        if found.author_id is None and not self.listed:
+            self.card.unlisted.append(found)
 
     def _kind(self, found: StatedRequirement) -> RequirementKind:
         if self.role is Role.SUCCESS:
@@ -702,10 +771,14 @@ _VOID = ("not applicable", "n/a", "none", "no direct impact", "not relevant", "n
 
 
 def _is_void(text: str) -> bool:
-    """ "Scalability: Not applicable": the author says there is no requirement here."""
-    _, colon, rest = text.rpartition(":")
+    """ "Scalability: Not applicable. Each trainee runs their own clone": the author says
+    there is no requirement here."""
+    _, colon, rest = text.partition(":")
     value = (rest if colon else text).strip(" .").lower()
-    return any(value == word or value.startswith(word + " ") for word in _VOID)
+    return any(
+        value == word or (value.startswith(word) and not value[len(word)].isalnum())
+        for word in _VOID
+    )
 
 
 _LATER_ENDINGS = (", later.", ", later", "(later)", "(later).", "in a later release.")

@@ -58,6 +58,9 @@ _HARD_SKIP = (
     "testing strategy",
     "test strategy",
     "test plan",
+    "strategies",
+    "post-launch",
+    "post launch",
 )
 # Everything under these is not for now, whatever an inner heading says ("Future Roadmap >
 # Advanced Features"). Risks are left out: authors file an MVP list under "Risks" too.
@@ -76,6 +79,8 @@ _ANCESTOR_SKIP = (
     "changelog",
     "change log",
     "revision history",
+    "post-launch",
+    "post launch",
 )
 _QUALITY_ATTRIBUTE = re.compile(r"[a-z]{2,30}[ai]bility ")
 _NOT_NOW = (
@@ -356,6 +361,25 @@ def _role_of_name(name: str) -> Role | None:
 def is_quality_heading(name: str) -> bool:
     """ "Packaging & Deployability", "Maintainability": a heading naming a quality."""
     return bool(_QUALITY_ATTRIBUTE.search(_padded(name)))
+
+
+def is_quality_list_heading(name: str) -> bool:
+    """A heading naming a quality the product must have ("Security & Compliance",
+    "Performance Goals", "Accessibility"): its bullets are asks."""
+    return is_quality_heading(name) or _says(name, ("security", "performance"))
+
+
+_FINDING_OUT = ("verification", "verify", "assessment", "investigation", "spike", "discovery")
+
+
+_ASIDE = re.compile(r"\([^()]{0,120}\)")
+
+
+def is_finding_out(names: list[str]) -> bool:
+    """A heading naming work to find something out ("Phase 0: Current State Verification",
+    "Spike"), not to build it; an aside does not name it ("Phase 1: Fix Core Tools (AFTER
+    VERIFICATION)")."""
+    return any(_says(_ASIDE.sub(" ", name), _FINDING_OUT) for name in names)
 
 
 def is_not_now(names: list[str]) -> bool:

@@ -889,3 +889,152 @@ def test_a_quality_heading_holds_requirements_and_a_phase_success_line_is_a_crit
             RequirementKind.SUCCESS_CRITERION,
         ),
     }
+
+
+# --- 12. a document that ids its requirements -----------------------------------------------
+
+# From jlengelbrecht/bmad_demo's PRD (shortened): id'd FR/NFR lists, and un-id'd bullets in a
+# scope list, a constraints section and a browser matrix that restate or surround them.
+BMAD_IDED = """\
+# Product Requirements Document - bmad_demo
+
+## Success Criteria
+
+### Technical Success
+
+- **Cold-clone-to-running-app under 5 minutes** on a clean dev machine.
+- **Zero data egress** confirmed: no telemetry, no remote fetches at runtime.
+
+## Product Scope
+
+### MVP — Minimum Viable Product (v1, all together)
+
+- **Three audience entry points:** `training/00-start-here.md`, `training/stakeholders.md`.
+- **Local-only distribution:** `git clone && npm install && npm run dev`.
+
+## Domain-Specific Requirements
+
+### Technical Constraints
+
+- **No authentication, no SSO, no RBAC.** The portal trusts the local user.
+
+### Compliance & Regulatory
+
+- **WCAG 2.x accessibility — Level AA target.** The portal is a teaching tool.
+
+## Web Application Specific Requirements
+
+### Browser Support Matrix
+
+| Browser | Support |
+|---|---|
+| Firefox | Latest two stable versions |
+
+## Functional Requirements
+
+### FR-1: Curriculum Navigation & Audience Entry
+
+- **FR-1.1:** A trainee can land on three audience entry points from the portal home.
+- **FR-1.2:** A trainee can navigate through the six lessons in sequence.
+- **FR-1.3:** A stakeholder can reach a 15-minute demo script from the home page.
+
+## Non-Functional Requirements
+
+### Security
+
+- **NFR-S2:** No authentication, authorization, session, or user-account system exists.
+- **NFR-S3:** The portal makes no outbound network calls at runtime.
+
+### Categories Skipped (Documented for Completeness)
+
+- **Scalability:** Not applicable. Each trainee runs their own clone.
+"""
+
+
+def test_a_document_that_ids_its_requirements_keeps_only_its_lists_and_success_criteria() -> None:
+    cards = read(BMAD_IDED, "prd.md")
+    texts = all_requirement_texts(cards)
+    ids = [r.author_id for card in cards for r in requirements(card)]
+    assert ids == [None, None, "FR-1.1", "FR-1.2", "FR-1.3", "NFR-S2", "NFR-S3"], texts
+    assert texts[:2] == [
+        "Cold-clone-to-running-app under 5 minutes on a clean dev machine.",
+        "Zero data egress confirmed: no telemetry, no remote fetches at runtime.",
+    ]
+    # "WCAG 2.x" is a standard's version, not an author id; "Not applicable" is no ask.
+    assert not [t for t in texts if "WCAG" in t or "Scalability" in t or "Firefox" in t]
+    # Sections left with no requirement are context, as a roadmap is: no card of their own.
+    assert [c.title for c in cards] == [
+        "Technical Success",
+        "FR-1: Curriculum Navigation & Audience Entry",
+        "Security",
+    ]
+
+
+def test_without_author_ids_a_scope_list_and_a_constraints_section_are_requirements() -> None:
+    plain = re.sub(r"\*\*(?:FR|NFR)-[0-9A-Z.]+:\*\* ", "", BMAD_IDED)
+    texts = all_requirement_texts(read(plain, "prd.md"))
+    assert "Three audience entry points: training/00-start-here.md, training/stakeholders.md." in [
+        t.replace("`", "") for t in texts
+    ]
+    assert any(t.startswith("No authentication, no SSO, no RBAC.") for t in texts)
+    assert any(t.startswith("WCAG 2.x accessibility") for t in texts)
+
+
+# From 5dlabs/toolman's PRD: a verification phase's criterion is about the team's knowledge.
+PHASES = """\
+# MCP Bridge Proxy
+
+## Development Roadmap (Updated)
+
+### Phase 0: Current State Verification (IMMEDIATE) 🔄 **TODAY**
+**Scope**: Understand what actually works vs what's broken/missing
+
+**Success Criteria**: Updated documentation with confirmed working vs broken vs missing
+
+### Phase 1: Fix/Implement Core Tools (AFTER VERIFICATION)
+**Scope**: Based on verification results, fix broken or implement missing functionality
+
+**Success Criteria**: All 4 core tools working with tool prefixes and MCP notifications
+"""
+
+
+def test_a_verification_phases_success_line_is_not_a_requirement_a_build_phases_is() -> None:
+    found = [r for card in read(PHASES, "prd.md") for r in requirements(card)]
+    assert [(r.text, r.kind) for r in found] == [
+        (
+            "Success Criteria: All 4 core tools working with tool prefixes and MCP notifications",
+            RequirementKind.SUCCESS_CRITERION,
+        )
+    ]
+
+
+# From BjornMelin/contribux's PRD: optimisation strategies and post-launch metrics.
+STRATEGIES = """\
+# contribux - Product Requirements Document (PRD)
+
+## 15. Performance Requirements
+
+### 15.1 Performance Targets
+
+- API response time under 500ms at p95
+
+### 15.2 Optimization Strategies
+
+#### Backend Optimization
+- Database query optimization (indexes, materialized views)
+- Redis caching for hot data
+
+## 19. Post-Launch Considerations
+
+### 19.1 Success Monitoring
+
+#### Week 1-4 Metrics
+- User signups and activation rate
+- First contribution timing
+"""
+
+
+def test_optimisation_strategies_and_post_launch_metrics_are_not_requirements() -> None:
+    assert all_requirement_texts(read(STRATEGIES, "prd.md")) == [
+        "API response time under 500ms at p95"
+    ]

@@ -159,3 +159,11 @@ def test_statement_helpers_are_linear(hostile: str) -> None:
         elapsed = time.perf_counter() - started
         print(f"{name} on {hostile[:4]!r} x {len(hostile)}: {elapsed:.3f} s")
         assert elapsed < 1.0, name
+
+
+def test_a_standards_version_is_not_an_author_id() -> None:
+    assert author_id_of("WCAG 2.x accessibility — Level AA target.") == (
+        None,
+        "WCAG 2.x accessibility — Level AA target.",
+    )
+    assert author_id_of("FR-1. The system exports CSV")[0] == "FR-1"
