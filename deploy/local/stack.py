@@ -20,9 +20,15 @@ Environment:
   CARDFLOW_STACK_TIMEOUT_S           how long each process may take to become ready (120)
   CARDFLOW_LLM_OFFLINE_LATENCY_S     `demo` starts the stage services with 1.5 (watchable
                                      progress) unless this is set; `up` keeps the default 0
+  CARDFLOW_LOCAL_LLM                 1 (`make up/demo LLM=local`): also run llama.cpp's
+                                     llama-server (built once by deploy/llama/fetch.py) and
+                                     point every stage at it
+  CARDFLOW_LLAMA_MODEL               the .gguf it serves (`MODEL=...`; default: Gemma 3 270M)
+  CARDFLOW_LLAMA_PORT/CONTEXT/SLOTS  its port (8088), context in all (8192), parallel slots (2)
 
-Processes, in start order: kafka, the stage services analysis, epics, stories, subtasks
-(ready once their log says "service started": they have no HTTP port), then the gateway
+Processes, in start order: kafka, llama (with CARDFLOW_LOCAL_LLM), the stage services
+analysis, epics, stories, subtasks (ready once their log says "service started": they have
+no HTTP port), then the gateway
 (ready once GET /readyz answers 200).
 
 Standard library only, plus the venv's packages (aiokafka for the broker probe, the settings
@@ -57,6 +63,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
+LLAMA_FETCH = REPO_ROOT / "deploy" / "llama" / "fetch.py"
 STOP_TIMEOUT_S = 30.0
 LOCAL_DRAIN_TIMEOUT_S = 15.0
 KILL_TIMEOUT_S = 5.0
@@ -91,6 +98,10 @@ class Config:
     """Stage service n (1-4) serves /metrics on this + n; 0: none."""
     only: frozenset[str] | None
     ready_timeout_s: float
+    local_llm: bool = False
+    llama_port: int = 8088
+    llama_context: int = 8192
+    llama_slots: int = 2
 
     @property
     def bootstrap(self) -> str:
@@ -140,6 +151,11 @@ def load_config(env: dict[str, str]) -> Config:
         metrics_base_port=int(env.get("CARDFLOW_STACK_METRICS_BASE_PORT", "9100")),
         only=frozenset(n.strip() for n in only.split(",") if n.strip()) or None,
         ready_timeout_s=float(env.get("CARDFLOW_STACK_TIMEOUT_S", "120")),
+        local_llm=env.get("CARDFLOW_LOCAL_LLM", "").strip().lower()
+        in ("1", "true", "yes", "local"),
+        llama_port=int(env.get("CARDFLOW_LLAMA_PORT", "8088")),
+        llama_context=int(env.get("CARDFLOW_LLAMA_CONTEXT", "8192")),
+        llama_slots=max(1, int(env.get("CARDFLOW_LLAMA_SLOTS", "2"))),
     )
 
 
@@ -191,10 +207,18 @@ SERVICES: tuple[ServiceDef, ...] = (
 
 
 def build_specs(
-    cfg: Config, key: str, env: dict[str, str], stage_env: dict[str, str] | None = None
+    cfg: Config,
+    key: str,
+    env: dict[str, str],
+    stage_env: dict[str, str] | None = None,
+    llama: LocalModel | None = None,
 ) -> list[ProcessSpec]:
-    """``stage_env``: extra settings for the stage services only (the demo's latency)."""
+    """``stage_env``: extra settings for the stage services only (the demo's latency);
+    ``llama``: the local model server to run first and point the stages at."""
     specs = [] if cfg.external_kafka else [kafka_spec(cfg, env)]
+    if llama is not None:
+        specs.append(llama_spec(cfg, llama, env))
+        stage_env = {**(stage_env or {}), **local_llm_env(cfg, llama, env)}
     specs += [
         service_spec(
             cfg,
@@ -210,6 +234,63 @@ def build_specs(
             raise StackError(f"CARDFLOW_STACK_ONLY names unknown processes: {sorted(unknown)}")
         specs = [s for s in specs if s.name in cfg.only]
     return specs
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    server: Path
+    model: Path
+
+
+def fetch_local_model() -> LocalModel:
+    """llama-server and the model, built and fetched once (in the foreground: a first build
+    takes minutes and says so)."""
+    done = subprocess.run(
+        [sys.executable, str(LLAMA_FETCH)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise StackError(f"deploy/llama/fetch.py failed (exit {done.returncode}); see above")
+    paths = json.loads(done.stdout.strip().splitlines()[-1])
+    return LocalModel(Path(paths["server"]), Path(paths["model"]))
+
+
+def llama_spec(cfg: Config, llama: LocalModel, env: dict[str, str]) -> ProcessSpec:
+    argv = [
+        str(llama.server),
+        "-m", str(llama.model),
+        "--host", "127.0.0.1",
+        "--port", str(cfg.llama_port),
+        "-c", str(cfg.llama_context),
+        "-np", str(cfg.llama_slots),
+        "--metrics",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{cfg.llama_port}"
+    return ProcessSpec(
+        name="llama",
+        argv=argv,
+        env=dict(env),
+        ready=lambda _record: http_ok(url + "/health"),
+        ready_means="GET /health answers 200 (the model is loaded)",
+        address=f"{url}/v1",
+        binds=(("127.0.0.1", cfg.llama_port),),
+    )
+
+
+def local_llm_env(cfg: Config, llama: LocalModel, env: dict[str, str]) -> dict[str, str]:
+    """Every stage on the local server: its model, no more calls at once than it has slots
+    (a queued request would wait for its first token), deadlines a small CPU model meets;
+    anything the user set wins."""
+    wanted = {
+        "CARDFLOW_LLM_BASE_URL": f"http://127.0.0.1:{cfg.llama_port}/v1",
+        "CARDFLOW_LLM_MODEL": llama.model.name,
+        "CARDFLOW_LLM_TEMPERATURE": "0",
+        "CARDFLOW_LLM_SEED": "7",
+        "CARDFLOW_LLM_MAX_IN_FLIGHT": str(cfg.llama_slots),
+        "CARDFLOW_LLM_TIMEOUT_S": "300",
+        "CARDFLOW_LLM_FIRST_TOKEN_TIMEOUT_S": "120",
+        "CARDFLOW_LLM_STREAM_IDLE_TIMEOUT_S": "60",
+    }
+    return {name: value for name, value in wanted.items() if not env.get(name)}
 
 
 def stage_metrics_port(cfg: Config, name: str) -> int:
@@ -563,7 +644,8 @@ def start_stack(
     the processes that were running already and so kept the settings they started with)."""
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
     key = api_key(cfg, env)
-    specs = build_specs(cfg, key, env, stage_env)
+    llama = fetch_local_model() if cfg.local_llm else None
+    specs = build_specs(cfg, key, env, stage_env, llama)
     if any(spec.name == "kafka" for spec in specs):
         prepare_kafka()
     with locked(cfg):
@@ -620,6 +702,8 @@ def print_where(cfg: Config, specs: list[ProcessSpec], key: str) -> None:
     if "gateway" in names:
         print(f"  gateway   {cfg.gateway_url}   (health: {cfg.gateway_url}/readyz)")
     print(f"  kafka     {cfg.bootstrap}")
+    if "llama" in names:
+        print(f"  llama     http://127.0.0.1:{cfg.llama_port}/v1   (a local model, llama.cpp)")
     print(f"  API key   {key}   (kept in {cfg.api_key_file})")
     print(f"  logs      make logs   ({cfg.logs_dir})")
     print("  stop      make down")
@@ -711,21 +795,22 @@ def print_new_lines(label: str, path: Path, offset: int) -> int:
     return offset + len(complete)
 
 
-def demo_stage_env(env: dict[str, str]) -> dict[str, str]:
-    """The demo's stage services draft slowly enough to watch, unless the user said how."""
-    if env.get(LATENCY_VAR):
+def demo_stage_env(env: dict[str, str], cfg: Config | None = None) -> dict[str, str]:
+    """The demo's stage services draft slowly enough to watch, unless the user said how (or a
+    real model sets the pace)."""
+    if env.get(LATENCY_VAR) or (cfg is not None and cfg.local_llm):
         return {}
     return {LATENCY_VAR: DEMO_OFFLINE_LATENCY_S}
 
 
 def cmd_demo(cfg: Config, env: dict[str, str]) -> int:
-    stage_env = demo_stage_env(env)
+    stage_env = demo_stage_env(env, cfg)
     key, already = start_stack(cfg, env, stage_env)
     print()
     for path in ("/healthz", "/readyz"):
         status, body = http_json(cfg.gateway_url + path)
         print(f"GET {path} -> {status or 'no answer'} {body.strip()}")
-    wanted = env.get(LATENCY_VAR) or DEMO_OFFLINE_LATENCY_S
+    wanted = env.get(LATENCY_VAR) or ("0" if cfg.local_llm else DEMO_OFFLINE_LATENCY_S)
     kept = [name for name in already if name in STAGE_SERVICES]
     started_with = {name: started_env(cfg, name).get(LATENCY_VAR) or "0" for name in kept}
     differ = {name: value for name, value in started_with.items() if value != wanted}
@@ -771,7 +856,11 @@ def run_demo(cfg: Config, env: dict[str, str] | None = None, key: str | None = N
     succeeded."""
     env = dict(os.environ) if env is None else env
     key = key or api_key(cfg, env)
-    llm = env.get("CARDFLOW_LLM_BASE_URL") or "the offline provider (drafts from the text)"
+    llm = env.get("CARDFLOW_LLM_BASE_URL") or (
+        f"llama-server at http://127.0.0.1:{cfg.llama_port}/v1 (a local model)"
+        if cfg.local_llm
+        else "the offline provider (drafts from the text)"
+    )
     print(f"\nRunning {DEMO_FILE} through the pipeline; LLM: {llm}\n", flush=True)
     cli_env = {**env, "CARDFLOW_URL": cfg.gateway_url, "CARDFLOW_API_KEY": key}
     proc = subprocess.Popen(demo_cli_argv(), env=cli_env, cwd=REPO_ROOT)

@@ -11,11 +11,13 @@ where the model is the card's only reader).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -64,22 +66,29 @@ class Card:
 
 
 class DraftRequirement(BaseModel):
-    text: str = Field(min_length=1)
-    quote: str = Field(default="", description="Copied verbatim from the card body.")
+    text: str = Field(min_length=1, max_length=600)
+    quote: str = Field(
+        default="", max_length=1000, description="Copied verbatim from the card body."
+    )
     kind: RequirementKind = RequirementKind.FUNCTIONAL
 
 
 class AnalysisDraft(BaseModel):
     """What the LLM (or the offline provider) returns for one card."""
 
-    summary: str = Field(min_length=1)
+    # Bounds on free text and lists are part of the schema a server turns into a grammar, so
+    # a small model that repeats itself stops at them instead of at the output limit.
+    summary: str = Field(min_length=1, max_length=600)
     kind: CardKind
-    personas: list[str] = Field(min_length=1)
+    personas: list[Annotated[str, Field(max_length=80)]] = Field(min_length=1, max_length=12)
     requirements: list[DraftRequirement] = Field(
         description="Requirements of the card not already found by the document reader."
     )
     priority: Priority
-    open_questions: list[str]
+    open_questions: list[Annotated[str, Field(max_length=400)]] = Field(max_length=40)
+
+
+_SCHEMA: dict[str, Any] = AnalysisDraft.model_json_schema()
 
 
 def messages(card: Card) -> list[dict[str, str]]:
@@ -137,7 +146,28 @@ def llm_request(card: Card) -> LLMRequest[AnalysisDraft]:
         offline=lambda: offline_draft(card),
         cache_input=cache_input(card),
         validate=validate(card),
+        max_output_tokens=output_budget(card),
+        json_schema=json_schema(card),
     )
+
+
+def json_schema(card: Card) -> dict[str, Any]:
+    """The output schema with room for as many further requirements, questions and personas
+    as the card has sentences and bullets (the offline draft never needs more), so a model
+    that keeps listing stops where the card's text does."""
+    schema = copy.deepcopy(_SCHEMA)
+    room = max(1, len(segments(card.body)))
+    schema["properties"]["requirements"]["maxItems"] = room
+    schema["properties"]["open_questions"]["maxItems"] = min(room, 40)
+    schema["properties"]["personas"]["maxItems"] = min(room + 1, 12)
+    return schema
+
+
+def output_budget(card: Card) -> int:
+    """What the answer needs: the requirements quote the card's text (about its length in
+    tokens, with the JSON around each), plus the summary; a model repeating itself stops at
+    this, not at the context's end."""
+    return min(4000, max(1024, 400 + (len(card.title) + len(card.body)) * 3 // 8))
 
 
 def requirement_id(card_id: str, index: int) -> str:
@@ -326,13 +356,15 @@ def offline_draft(card: Card) -> AnalysisDraft:
     otherwise each bullet or sentence that asks for something, every one of them."""
     text = f"{card.title}\n{card.body}"
     parts = segments(card.body) or [Segment(card.title, 0, 0, False)]
-    questions = [s.text for s in parts if _is_question(s.text)]
+    questions = [shorten(s.text, 400) for s in parts if _is_question(s.text)][:40]
     requirements: list[DraftRequirement] = []
     if not card.stated:
         asks = [s for s in parts if not _is_question(s.text)]
         wanted = [s for s in asks if s.bullet or has_any(s.text, _REQUIREMENT_WORDS)]
         chosen = wanted or asks or parts[:1]
-        requirements = [DraftRequirement(text=shorten(s.text, 300), quote=s.text) for s in chosen]
+        requirements = [
+            DraftRequirement(text=shorten(s.text, 300), quote=s.text[:1000]) for s in chosen
+        ]
     personas = _personas(text) + [
         s.user_story.as_a.lower() for s in card.stated if s.user_story is not None
     ]

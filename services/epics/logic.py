@@ -35,7 +35,7 @@ class AnalysedCard:
 
 class EpicDraft(BaseModel):
     title: str = Field(min_length=1, max_length=120)
-    goal: str = Field(min_length=1)
+    goal: str = Field(min_length=1, max_length=800)
     priority: Priority
 
 
@@ -86,7 +86,12 @@ def llm_request(
         output_model=EpicDraft,
         offline=lambda: offline_draft(title, cards, requirements),
         cache_input=cache_input(title, requirements),
+        max_output_tokens=EPIC_OUTPUT_TOKENS,
     )
+
+
+EPIC_OUTPUT_TOKENS = 400
+"""A title, a goal of a few sentences and a priority."""
 
 
 def to_epic(

@@ -240,6 +240,19 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(
         default=0.2, ge=0, le=2, description="Sampling temperature of every LLM call."
     )
+    llm_seed: int | None = Field(
+        default=None,
+        description="Sampling seed sent with every LLM call (servers that honour it, such as "
+        "llama.cpp and vLLM, then answer the same prompt the same way); unset: none sent.",
+    )
+    llm_context_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="The model's context in tokens (prompt and answer together). A prompt "
+        "that cannot fit with its answer is refused as llm_context_overflow before it is "
+        "sent. 0: read from the server once (llama.cpp's /props, a /v1/models entry's n_ctx "
+        "or max_model_len), else not checked.",
+    )
     llm_prices: dict[str, tuple[float, float]] = Field(
         default={
             "gpt-4o-mini": (0.15, 0.60),

@@ -212,7 +212,7 @@ def _story(epic: Epic, group: list[_Read], default_persona: str) -> DraftStory:
     ids = [g.requirement.id for g in group if g.requirement.id]
     return DraftStory(
         title=title(lead, group[0].requirement.section),
-        as_a=persona,
+        as_a=shorten(persona, 120),
         i_want=shorten(want(lead), 300),
         so_that=shorten(why or goal_clause(epic), 240),
         acceptance_criteria=criteria,
@@ -530,8 +530,8 @@ def _line(
 def _criterion(given: str, when: str, then: str, text: str = "") -> DraftCriterion:
     """A criterion with no part blank (a blank requirement still yields a valid draft)."""
     return DraftCriterion(
-        given=given.strip() or "a user",
-        when=when.strip() or "they use it",
+        given=shorten(given.strip(), 400) or "a user",
+        when=shorten(when.strip(), 400) or "they use it",
         then=then.strip() or "it works as written",
         text=text,
     )

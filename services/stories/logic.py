@@ -177,7 +177,12 @@ def llm_request(epic: Epic) -> LLMRequest[StoriesDraft]:
         cache_input=cache_input(epic),
         json_schema=json_schema(epic),
         validate=validate(epic),
+        max_output_tokens=min(4000, 300 + STORY_OUTPUT_TOKENS * max(1, len(epic.requirements))),
     )
+
+
+STORY_OUTPUT_TOKENS = 300
+"""One story (title, as a / I want / so that, a few criteria, sizes) per requirement."""
 
 
 def story_id(epic_id: str, index: int) -> str:

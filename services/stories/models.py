@@ -21,8 +21,8 @@ Points = Literal[1, 2, 3, 5, 8, 13]
 
 
 class DraftCriterion(BaseModel):
-    given: str = Field(min_length=1)
-    when: str = Field(min_length=1)
+    given: str = Field(min_length=1, max_length=400)
+    when: str = Field(min_length=1, max_length=400)
     then: str = Field(min_length=1)
     text: str = Field(
         default="",
@@ -33,9 +33,11 @@ class DraftCriterion(BaseModel):
 
 class DraftStory(BaseModel):
     title: str = Field(min_length=1, max_length=120)
-    as_a: str = Field(min_length=1, description='The persona, without "As a".')
-    i_want: str = Field(min_length=1, description='What they want, without "I want".')
-    so_that: str = Field(min_length=1, description='Why, without "so that".')
+    as_a: str = Field(min_length=1, max_length=120, description='The persona, without "As a".')
+    i_want: str = Field(
+        min_length=1, max_length=400, description='What they want, without "I want".'
+    )
+    so_that: str = Field(min_length=1, max_length=400, description='Why, without "so that".')
     acceptance_criteria: list[DraftCriterion] = Field(min_length=1, max_length=MAX_CRITERIA)
     priority: Priority
     estimate_points: Points

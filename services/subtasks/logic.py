@@ -22,13 +22,14 @@ from services.subtasks import planning
 
 PROMPT: PromptTemplate = load_prompt(Path(__file__).parent / "prompts" / "subtasks.v2.md")
 MAX_SUBTASKS = 20  # SubtaskOptions.max_per_story's own ceiling
+DESCRIPTION_CHARS = 1000
 MIN_HOURS = 0.5
 MAX_HOURS = 40.0
 
 
 class DraftSubtask(BaseModel):
     title: str = Field(min_length=1, max_length=120)
-    description: str = Field(min_length=1)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_CHARS)
     kind: SubtaskKind
     estimate_hours: float = Field(ge=MIN_HOURS, le=MAX_HOURS)
     depends_on: list[int] = Field(
@@ -172,7 +173,12 @@ def llm_request(
         cache_input=cache_input(story_in_context, options),
         json_schema=json_schema(options),
         validate=validate(options),
+        max_output_tokens=200 + SUBTASK_OUTPUT_TOKENS * options.max_per_story,
     )
+
+
+SUBTASK_OUTPUT_TOKENS = 120
+"""One subtask: a title, a line of description, a kind, hours."""
 
 
 def subtask_id(story_id: str, index: int) -> str:
@@ -269,7 +275,7 @@ def _docs_last(work: list[planning.Work]) -> list[planning.Work]:
 def _draft(item: planning.Work, before: list[planning.Work]) -> DraftSubtask:
     return DraftSubtask(
         title=item.title,
-        description=item.description,
+        description=shorten(item.description, DESCRIPTION_CHARS),
         kind=item.kind,
         estimate_hours=planning.clamp(item.hours),
         depends_on=[i for i, earlier in enumerate(before) if earlier.area in item.after],

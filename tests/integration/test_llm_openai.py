@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,6 +48,7 @@ from tests.support.scripted_llm import (
     schema_mismatch,
     slow,
     stall_midway,
+    stream_error,
     truncated_json,
     unavailable,
 )
@@ -228,7 +231,19 @@ async def test_a_truncated_answer_is_a_failure_that_gets_repaired(llm: ScriptedL
     llm.reset([truncated_json(), normal()])
     result = await client(llm).generate(request())
     assert (result.provenance.attempts, result.provenance.repairs) == (2, 1)
-    assert "truncated" in llm.calls[1].messages[-1]["content"]
+    assert "cut off" in llm.calls[1].messages[-1]["content"]
+
+
+async def test_a_cut_off_answer_is_not_sent_back_with_its_repair(llm: ScriptedLLM) -> None:
+    """Resending a long cut-off answer can overflow the context (llama.cpp with a small
+    model did: 8,255 tokens for 8,192); the re-ask says what went wrong instead."""
+    llm.reset([truncated_json(), normal()])
+    await client(llm).generate(request())
+    first, second = llm.calls
+    assert second.messages[: len(first.messages)] == first.messages
+    (added,) = second.messages[len(first.messages) :]
+    assert added["role"] == "user"
+    assert "cut off at the output limit" in added["content"]
 
 
 async def test_a_truncated_answer_is_never_accepted_even_if_it_ends_as_stop(
@@ -323,6 +338,49 @@ async def test_context_length_is_llm_context_overflow(llm: ScriptedLLM) -> None:
     assert caught.value.code is ErrorCode.LLM_CONTEXT_OVERFLOW
     assert not caught.value.retryable
     assert len(llm.calls) == 1
+
+
+LONG_CARD = "<card>\n" + "The dispatcher assigns the job to a technician. " * 60 + "\n</card>"
+
+
+def long_request() -> LLMRequest[Answer]:
+    return request(messages=[{"role": "user", "content": LONG_CARD}])
+
+
+async def test_a_prompt_too_long_for_the_set_context_is_refused_before_sending(
+    llm: ScriptedLLM,
+) -> None:
+    with pytest.raises(LLMError) as caught:
+        await client(llm, llm_context_tokens=500).generate(long_request())
+    assert caught.value.code is ErrorCode.LLM_CONTEXT_OVERFLOW
+    assert not caught.value.retryable
+    assert "context of 500 tokens" in caught.value.message
+    assert llm.calls == [], "nothing sent that cannot fit"
+
+
+async def test_the_context_is_read_from_the_servers_props_once(llm: ScriptedLLM) -> None:
+    llm.context_tokens = 500
+    c = client(llm)
+    for _ in range(2):
+        with pytest.raises(LLMError) as caught:
+            await c.generate(long_request())
+        assert caught.value.code is ErrorCode.LLM_CONTEXT_OVERFLOW
+    assert llm.calls == []
+    # A prompt that fits goes out, its output limit cut to the room the context has left.
+    await c.generate(request(max_output_tokens=4000))
+    (call,) = llm.calls
+    assert call.body["max_tokens"] == 500 - (prompt_chars(call.messages) + 3) // 4
+
+
+async def test_without_a_context_the_requests_own_limit_is_asked(llm: ScriptedLLM) -> None:
+    await client(llm).generate(request(max_output_tokens=1234))
+    assert llm.calls[0].body["max_tokens"] == 1234
+    assert "seed" not in llm.calls[0].body
+
+
+async def test_a_seed_is_sent_when_set(llm: ScriptedLLM) -> None:
+    await client(llm, llm_seed=42, llm_temperature=0.0).generate(request())
+    assert (llm.calls[0].body["seed"], llm.calls[0].body["temperature"]) == (42, 0.0)
 
 
 async def test_nobody_listening_is_unavailable() -> None:
@@ -560,3 +618,53 @@ def test_a_separate_process_reaches_the_scripted_server_by_url(llm: ScriptedLLM)
     )
     assert json.loads(done.stdout) == {"answer": "scripted"}  # no schema asked for
     assert len(llm.calls) == 1
+
+
+# --- provider error bodies ---------------------------------------------------------------------
+
+# Each body as a real server sends it: recorded live from llama.cpp's server, or taken from
+# vLLM's, Ollama's and LiteLLM's source (a LiteLLM proxy run in front of a stub upstream),
+# OpenAI's and Azure's docs; each entry names its source.
+PROVIDER_ERRORS = json.loads(
+    (Path(__file__).parent / "data" / "provider_errors.json").read_text(encoding="utf-8")
+)
+
+
+def _case_id(case: dict[str, Any]) -> str:
+    return f"{case['provider']}-{case['situation']}-{case['status']}"
+
+
+@pytest.mark.parametrize("case", PROVIDER_ERRORS, ids=[_case_id(c) for c in PROVIDER_ERRORS])
+async def test_a_providers_error_body_maps_to_its_design_code(
+    llm: ScriptedLLM, case: dict[str, Any]
+) -> None:
+    if case.get("stream_event"):
+        llm.reset([stream_error(case["body"])])
+    else:
+        llm.reset([http_error(case["status"], headers=case["headers"], body=case["body"])])
+    with pytest.raises(LLMError) as caught:
+        await client(llm).generate(request())
+    error = caught.value
+    assert error.code.value == case["expected_code"], (error, case["source"])
+    assert error.retryable is case["retryable"], error
+    assert len(llm.calls) == 1, "the work queue owns retries: one call"
+    # The provider's own reason, shortened, is in the item's message.
+    fields = case["body"].get("error", case["body"])
+    said = fields.get("message", "") if isinstance(fields, dict) else str(fields)
+    reason = " ".join(str(said).split())[:40]
+    assert reason in error.message, (reason, error.message)
+    if case["situation"] == "rate_limit" and error.retryable:
+        headers = {k.lower() for k in case["headers"]}
+        if headers & {"retry-after", "retry-after-ms", "llm_provider-retry-after"}:
+            assert error.retry_after_s is not None
+            assert error.retry_after_s > 0
+
+
+async def test_a_reason_that_repeats_the_prompt_is_left_out(llm: ScriptedLLM) -> None:
+    """A validation error may quote the input; the item's message never carries card text."""
+    echo = "Invalid value in messages[1]: '<card>\nAs a user I want to log in.\n</card>'"
+    llm.reset([http_error(400, code="invalid_value", message=echo)])
+    with pytest.raises(LLMError) as caught:
+        await client(llm).generate(request())
+    assert "log in" not in caught.value.message
+    assert "400 invalid_request_error" in caught.value.message

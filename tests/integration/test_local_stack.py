@@ -132,3 +132,29 @@ def test_up_is_idempotent_and_down_leaves_nothing(stack: Stack) -> None:
     assert not [name for name, port in stack.ports.items() if _listening(port)]
     assert stack.recorded() == {}
     assert "nothing to stop" in stack.check("down")
+
+
+def test_a_local_model_runs_beside_the_stack_and_every_stage_points_at_it(stack: Stack) -> None:
+    """`make up LLM=local`: llama-server is one more recorded process, the stage services
+    are started against it, and `down` stops it with the rest."""
+    (llama_port,) = infra.free_ports(1)
+    stack.env.update(
+        {
+            "CARDFLOW_LOCAL_LLM": "1",
+            "CARDFLOW_LLAMA_PORT": str(llama_port),
+            "CARDFLOW_STACK_ONLY": "kafka,llama,analysis",
+        }
+    )
+    out = stack.check("up")
+    assert f"http://127.0.0.1:{llama_port}/v1" in out
+    pids = stack.recorded()
+    assert set(pids) == {"kafka", "llama", "analysis"}
+    assert _get(f"http://127.0.0.1:{llama_port}/health") == 200
+    raw = Path(f"/proc/{pids['analysis']}/environ").read_bytes()
+    environ = dict(item.decode().partition("=")[::2] for item in raw.split(b"\0") if item)
+    assert environ["CARDFLOW_LLM_BASE_URL"] == f"http://127.0.0.1:{llama_port}/v1"
+    assert environ["CARDFLOW_LLM_MODEL"].endswith(".gguf")
+    assert environ["CARDFLOW_LLM_MAX_IN_FLIGHT"] == "2"
+    stack.check("down")
+    assert not _listening(llama_port)
+    assert stack.recorded() == {}

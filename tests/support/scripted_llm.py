@@ -157,6 +157,13 @@ def content(text: str, finish_reason: str = "stop", latency_s: float | None = No
     return Reply("content", content=text, finish_reason=finish_reason, latency_s=latency_s)
 
 
+def stream_error(event: Any, after: float = 0.5) -> Reply:
+    """A streamed 200 that, once ``after`` of the answer's chunks are sent, sends ``event`` as
+    one more ``data:`` line and then ``[DONE]``: how vLLM and LiteLLM report a failure that
+    happens after the stream started (``{"error": {...}}``)."""
+    return Reply("stream_error", body=event, drop_after=after)
+
+
 def drop_connection(after: float | None = None) -> Reply:
     """The TCP connection is cut (reset) with no HTTP answer at all, as a crashed proxy or a
     server going away does; with ``after``, once that fraction of a streamed answer was sent
@@ -279,6 +286,8 @@ class ScriptedLLM:
         self.script = script
         self.in_flight = 0
         self.max_in_flight = 0
+        self.context_tokens: int | None = None
+        """When set, ``GET /props`` says it as llama.cpp's server does (one slot's n_ctx)."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,6 +316,7 @@ class ScriptedLLM:
         with self._lock:
             self._calls.clear()
             self.max_in_flight = self.in_flight
+        self.context_tokens = None
         if latency_s is not None:
             self.latency_s = latency_s
 
@@ -401,6 +411,10 @@ class ScriptedLLM:
             if not message.get("more_body"):
                 break
         path = scope["path"].rstrip("/")
+        if scope["method"] == "GET" and path.endswith("/props") and self.context_tokens:
+            settings = {"n_ctx": self.context_tokens, "temperature": 0.8}
+            await _send_json(send, 200, {"default_generation_settings": settings})
+            return
         if scope["method"] == "GET" and path.endswith("/models"):
             await _send_json(send, 200, {"object": "list", "data": [{"id": "scripted"}]})
             return
@@ -578,7 +592,7 @@ class _Answer:
         )
         drop_at = (
             math.floor(len(pieces) * self.reply.drop_after)
-            if self.reply.mode == "drop" and self.reply.drop_after is not None
+            if self.reply.mode in ("drop", "stream_error") and self.reply.drop_after is not None
             else None
         )
         await self.send(
@@ -597,6 +611,13 @@ class _Answer:
                 await self.llm.pause(FOREVER_S, self.disconnected)
                 return
             if drop_at is not None and number == drop_at:
+                if self.reply.mode == "stream_error":
+                    await self._event(self.reply.body)
+                    done = b"data: [DONE]\n\n"
+                    await self.send(
+                        {"type": "http.response.body", "body": done, "more_body": False}
+                    )
+                    return
                 await self._cut()
                 return
             if await self.llm.pause(delay, self.disconnected):
@@ -866,6 +887,7 @@ __all__ = [
     "schema_mismatch",
     "slow",
     "stall_midway",
+    "stream_error",
     "truncated_json",
     "unavailable",
 ]

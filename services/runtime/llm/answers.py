@@ -15,9 +15,11 @@ _MAX_REASON = 400
 class InvalidAnswer(Exception):
     """The answer is unusable; ``reason`` is short and quotes no answer text."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, truncated: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.truncated = truncated
+        """Cut off at the output limit: a repair re-ask does not send it back."""
 
 
 def parse_answer(request: LLMRequest[T], text: str) -> T:

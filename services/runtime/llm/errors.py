@@ -4,12 +4,61 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 
 from contracts.events import ErrorCode
 
-_CONTEXT_HINTS = ("context length", "context_length", "context window", "maximum context")
+# How real servers say it (bodies recorded live from llama.cpp's server, or taken from each
+# project's source: tests/unit/test_llm_provider_errors.py names where each came from).
+_OVERFLOW_CODES = frozenset(
+    (
+        "context_length_exceeded",  # OpenAI, Azure OpenAI
+        "exceed_context_size_error",  # llama.cpp (as the error's type; its code is 400)
+        "string_above_max_length",
+        "contextwindowexceedederror",  # LiteLLM's exception name
+    )
+)
+_OVERFLOW_HINTS = (
+    "context length",  # OpenAI, vLLM: "This model's maximum context length is ..."
+    "context_length",
+    "context window",  # LiteLLM: "ContextWindowExceededError"
+    "contextwindowexceeded",
+    "context size",  # llama.cpp: "exceeds the available context size"
+    "maximum context",
+    "prompt is too long",
+    "input is too long",
+    "too many input tokens",
+    "maximum input length",
+    "reduce the length of the messages",
+    "maximum model length",  # vLLM: "... is longer than the maximum model length of 32768"
+    "max_model_len",  # vLLM: "max_tokens=40000 cannot be greater than max_model_len=32768"
+)
+_FILTER_CODES = frozenset(
+    (
+        "content_filter",  # Azure OpenAI
+        "content_policy_violation",  # OpenAI images / LiteLLM
+        "contentpolicyviolationerror",  # LiteLLM's exception name
+        "responsibleaipolicyviolation",  # Azure's innererror code
+    )
+)
+_FILTER_HINTS = (
+    "content management policy",  # Azure OpenAI
+    "content policy",
+    "content_policy",
+    "contentpolicyviolation",  # LiteLLM's exception name, in its messages
+    "usage policy",  # OpenAI: "your prompt was flagged as potentially violating our usage policy"
+    "safety system",  # OpenAI: "rejected as a result of our safety system"
+)
+_QUOTA_CODES = frozenset(("insufficient_quota", "billing_hard_limit_reached"))
+_QUOTA_HINTS = ("exceeded your current quota", "insufficient_quota", "billing")
+_OVERLOAD_CODES = frozenset(
+    ("overloaded", "overloaded_error", "server_error", "unavailable_error", "service_unavailable")
+)
+REASON_CHARS = 160
+"""The provider's own reason, as much as an item's error message shows of it."""
+_ECHO_WINDOW = 24
+"""A reason sharing this many characters in a row with the prompt is said without its text."""
 
 
 class LLMError(Exception):
@@ -51,10 +100,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     None when absent or unreadable; never negative. Not capped: the retry owner decides.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
-    millis = _number(lowered.get("retry-after-ms"))
+    # A LiteLLM proxy passes the upstream provider's headers on with an llm_provider- prefix.
+    millis = _number(lowered.get("retry-after-ms") or lowered.get("llm_provider-retry-after-ms"))
     if millis is not None:
         return max(0.0, millis / 1000)
-    value = lowered.get("retry-after")
+    value = lowered.get("retry-after") or lowered.get("llm_provider-retry-after")
     if value is None:
         return None
     seconds = _number(value)
@@ -79,46 +129,111 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def is_context_overflow(code: str | None, message: str) -> bool:
-    if code == "context_length_exceeded":
+def _folded(*values: object) -> list[str]:
+    return [str(v).strip().lower() for v in values if v is not None and str(v).strip()]
+
+
+def is_context_overflow(code: object, message: str, kind: object = None) -> bool:
+    """The provider says the prompt (with the output asked for) does not fit the context."""
+    names = _folded(code, kind)
+    if any(name in _OVERFLOW_CODES for name in names):
         return True
-    lowered = message.lower()
-    return any(hint in lowered for hint in _CONTEXT_HINTS)
+    lowered = message[:2000].lower()
+    return any(hint in lowered for hint in _OVERFLOW_HINTS)
+
+
+def is_content_filter(code: object, message: str, kind: object = None) -> bool:
+    names = _folded(code, kind)
+    if any(name in _FILTER_CODES for name in names):
+        return True
+    lowered = message[:2000].lower()
+    return any(hint in lowered for hint in _FILTER_HINTS)
+
+
+def _is_quota(code: object, message: str, kind: object) -> bool:
+    names = _folded(code, kind)
+    if any(name in _QUOTA_CODES for name in names):
+        return True
+    lowered = message[:2000].lower()
+    return any(hint in lowered for hint in _QUOTA_HINTS)
+
+
+def provider_reason(message: str, prompt: Iterable[str] = ()) -> str:
+    """The provider's message as an item may show it: one line, at most ``REASON_CHARS``, and
+    empty when it repeats the prompt (a validation error quoting the input): the error message
+    never carries card text."""
+    line = " ".join(message[: REASON_CHARS * 4].split())
+    if len(line) > REASON_CHARS:
+        line = line[: REASON_CHARS - 1].rstrip() + "…"
+    if len(line) >= _ECHO_WINDOW:
+        texts = [text for text in prompt if text]
+        for start in range(0, len(line) - _ECHO_WINDOW + 1):
+            window = line[start : start + _ECHO_WINDOW]
+            if any(window in " ".join(text.split()) for text in texts):
+                return ""
+    return line
+
+
+def _said(status: int, code: object, kind: object, reason: str) -> str:
+    """ "400 exceed_context_size_error: request (1524 tokens) exceeds ..." """
+    names = [n for n in dict.fromkeys(_folded(kind, code)) if n != str(status)]
+    head = " ".join([str(status), *names[:1]])
+    return f"{head}: {reason}" if reason else head
 
 
 def error_for_status(
     status: int,
     *,
-    code: str | None = None,
+    code: object = None,
     message: str = "",
     headers: Mapping[str, str] | None = None,
+    kind: object = None,
+    prompt: Iterable[str] = (),
 ) -> LLMError:
-    """The LLMError for an HTTP error answer of the provider."""
-    if status == 429:
-        return LLMError(
-            ErrorCode.LLM_RATE_LIMITED,
-            "rate limited by the LLM provider (429)",
-            retryable=True,
-            retry_after_s=parse_retry_after(headers or {}),
-        )
-    if status == 413 or (400 <= status < 500 and is_context_overflow(code, message)):
+    """The LLMError for an HTTP error answer of the provider: ``code``, ``kind`` (the error's
+    ``type``) and ``message`` as the provider's body gives them (any of them may be missing,
+    and ``code`` may be a number: llama.cpp and vLLM put the HTTP status there)."""
+    said = _said(status, code, kind, provider_reason(message, prompt))
+    retry_after = parse_retry_after(headers or {})
+    # Ollama answers an overflow with a 500 too: a retry would fail the same way.
+    if status == 413 or (400 <= status < 600 and is_context_overflow(code, message, kind)):
         return LLMError(
             ErrorCode.LLM_CONTEXT_OVERFLOW,
-            f"the input exceeds the model's context length ({status})",
+            f"the input exceeds the model's context length ({said})",
             retryable=False,
         )
+    if 400 <= status < 500 and is_content_filter(code, message, kind):
+        return LLMError(
+            ErrorCode.LLM_REFUSED,
+            f"the provider's content filter refused ({said})",
+            retryable=False,
+        )
+    if status == 429:
+        if _is_quota(code, message, kind):
+            return LLMError(
+                ErrorCode.LLM_RATE_LIMITED,
+                f"the LLM provider's quota is used up ({said})",
+                retryable=False,
+            )
+        return LLMError(
+            ErrorCode.LLM_RATE_LIMITED,
+            f"rate limited by the LLM provider ({said})",
+            retryable=True,
+            retry_after_s=retry_after,
+        )
     if status == 408:
-        return LLMError(ErrorCode.LLM_TIMEOUT, "the LLM provider timed out (408)", retryable=True)
-    if status >= 500 or status == 409:
+        return LLMError(
+            ErrorCode.LLM_TIMEOUT, f"the LLM provider timed out ({said})", retryable=True
+        )
+    if status >= 500 or status == 409 or any(n in _OVERLOAD_CODES for n in _folded(code, kind)):
         return LLMError(
             ErrorCode.LLM_UNAVAILABLE,
-            f"the LLM provider failed ({status})",
+            f"the LLM provider failed ({said})",
             retryable=True,
-            retry_after_s=parse_retry_after(headers or {}),
+            retry_after_s=retry_after,
         )
-    detail = f": {code}" if code else ""
     return LLMError(
         ErrorCode.LLM_UNAVAILABLE,
-        f"the LLM provider rejected the request ({status}{detail})",
+        f"the LLM provider rejected the request ({said})",
         retryable=False,
     )

@@ -24,7 +24,14 @@ from contracts.backlog import Provenance
 from contracts.events import ErrorCode
 from services.runtime.fleet import FleetGate, current_scope
 from services.runtime.llm.answers import InvalidAnswer, parse_answer
-from services.runtime.llm.errors import LLMError, error_for_status, is_context_overflow
+from services.runtime.llm.context import discover_context
+from services.runtime.llm.errors import (
+    LLMError,
+    error_for_status,
+    is_content_filter,
+    is_context_overflow,
+    provider_reason,
+)
 from services.runtime.llm.pricing import cost_usd
 from services.runtime.llm.request import (
     LLMRequest,
@@ -43,6 +50,16 @@ REPAIR_INSTRUCTION = (
     "Your previous answer was not usable: {reason}. Reply again with the corrected JSON only, "
     "matching the required schema: no prose, no Markdown fence."
 )
+TRUNCATED_INSTRUCTION = (
+    "Your previous answer was cut off at the output limit of {limit} tokens, so it was not "
+    "usable. Answer again, shorter: JSON only, matching the required schema, each text brief, "
+    "nothing repeated."
+)
+REPAIR_ECHO_CHARS = 6000
+"""An invalid answer longer than this is not sent back with its repair re-ask."""
+MIN_ANSWER_TOKENS = 256
+"""Room for less than this (or the asked limit, when smaller) beside the prompt in the model's
+context: the call is not sent."""
 
 
 @dataclass
@@ -66,6 +83,24 @@ class OpenAIProvider:
         self._settings = settings
         self._client = client or make_openai_client(settings)
         self._gate = gate
+        self._context: int | None = settings.llm_context_tokens or None
+        self._context_read = bool(settings.llm_context_tokens) or not settings.llm_base_url
+        self._context_lock = asyncio.Lock()
+
+    async def context_tokens(self) -> int | None:
+        """The model's context: the setting, else what the server says (asked once)."""
+        if self._context_read:
+            return self._context
+        async with self._context_lock:
+            if not self._context_read:
+                key = self._settings.llm_api_key
+                self._context = await discover_context(
+                    self._settings.llm_base_url or "",
+                    self._settings.llm_model,
+                    key.get_secret_value() if key else None,
+                )
+                self._context_read = True
+        return self._context
 
     def model_for(self, stage: str) -> str:
         return self._settings.llm_stage_models.get(stage, self._settings.llm_model)
@@ -81,29 +116,44 @@ class OpenAIProvider:
         messages = list(request.messages)
         started = time.monotonic()
         repairs = 0
+        context = await self.context_tokens()
         try:
             # Scheduled once the first call has its fleet slot: waiting for room in the
             # fleet's ceiling is not the provider being slow.
             async with asyncio.timeout(None) as deadline:
-                answer = await self._ask(request, model, messages, spend, heartbeat, deadline)
+                limit = _answer_room(request, messages, context)
+                if limit is None:
+                    raise spend.error(
+                        ErrorCode.LLM_CONTEXT_OVERFLOW,
+                        f"the prompt (about {estimate_prompt_tokens(messages)} tokens) leaves no "
+                        f"room for an answer in the model's context of {context} tokens",
+                        retryable=False,
+                    )
+                answer = await self._ask(
+                    request, model, messages, spend, heartbeat, deadline, limit
+                )
                 try:
-                    output = self._accept(request, answer, spend)
+                    output = self._accept(request, answer, spend, limit)
                 except InvalidAnswer as invalid:
                     repairs = 1
                     log.info(
                         "llm answer invalid, asking once for a repair",
                         extra={"fields": {"stage": request.stage, "reason": invalid.reason}},
                     )
-                    messages += [
-                        {"role": "assistant", "content": answer.text},
-                        {
-                            "role": "user",
-                            "content": REPAIR_INSTRUCTION.format(reason=invalid.reason),
-                        },
-                    ]
-                    answer = await self._ask(request, model, messages, spend, heartbeat, deadline)
+                    messages += _repair(invalid, answer.text, limit)
+                    limit = _answer_room(request, messages, context)
+                    if limit is None:
+                        raise spend.error(
+                            ErrorCode.LLM_INVALID_OUTPUT,
+                            f"invalid answer ({invalid.reason}), and no room in the model's "
+                            "context for a repair re-ask",
+                            retryable=False,
+                        ) from None
+                    answer = await self._ask(
+                        request, model, messages, spend, heartbeat, deadline, limit
+                    )
                     try:
-                        output = self._accept(request, answer, spend)
+                        output = self._accept(request, answer, spend, limit)
                     except InvalidAnswer as again:
                         raise spend.error(
                             ErrorCode.LLM_INVALID_OUTPUT,
@@ -131,12 +181,12 @@ class OpenAIProvider:
         )
         return LLMResult(output, provenance)
 
-    def _accept(self, request: LLMRequest[T], answer: _Answer, spend: Spend) -> T:
+    def _accept(self, request: LLMRequest[T], answer: _Answer, spend: Spend, limit: int) -> T:
         if answer.refusal or answer.finish_reason == "content_filter":
             raise spend.error(ErrorCode.LLM_REFUSED, "the model refused to answer", retryable=False)
         if answer.finish_reason == "length":
             raise InvalidAnswer(
-                f"cut off at the output limit of {request.max_output_tokens} tokens (truncated)"
+                f"cut off at the output limit of {limit} tokens (truncated)", truncated=True
             )
         return parse_answer(request, answer.text)
 
@@ -148,9 +198,10 @@ class OpenAIProvider:
         spend: Spend,
         heartbeat: Heartbeat,
         deadline: asyncio.Timeout,
+        limit: int,
     ) -> _Answer:
-        async with self._slot(request, model, messages, spend, deadline):
-            return await self._call(request, model, messages, spend, heartbeat)
+        async with self._slot(request, model, messages, spend, deadline, limit):
+            return await self._call(request, model, messages, spend, heartbeat, limit)
 
     @asynccontextmanager
     async def _slot(
@@ -160,6 +211,7 @@ class OpenAIProvider:
         messages: list[dict[str, str]],
         spend: Spend,
         deadline: asyncio.Timeout,
+        limit: int,
     ) -> AsyncIterator[None]:
         """Each HTTP call (a repair re-ask too) takes a slot of the fleet gate, which refuses
         it once the run is cancelled or would go over its budget."""
@@ -168,7 +220,7 @@ class OpenAIProvider:
             yield
             return
         prompt = estimate_prompt_tokens(messages)
-        answer = request.max_output_tokens
+        answer = limit
         estimate = cost_usd(model, prompt, answer, self._settings.llm_prices)
         async with self._gate.slot(current_scope(), prompt + answer, estimate) as slot:
             _start(deadline, self._settings.llm_timeout_s)
@@ -189,13 +241,14 @@ class OpenAIProvider:
         messages: list[dict[str, str]],
         spend: Spend,
         heartbeat: Heartbeat,
+        limit: int,
     ) -> _Answer:
         spend.attempts += 1
         params: dict[str, Any] = {
             "model": model,
             "messages": messages,
             "temperature": self._settings.llm_temperature,
-            "max_tokens": request.max_output_tokens,
+            "max_tokens": limit,
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {
@@ -205,12 +258,14 @@ class OpenAIProvider:
                 },
             },
         }
+        if self._settings.llm_seed is not None:
+            params["seed"] = self._settings.llm_seed
         try:
             if self._settings.llm_stream:
                 return await self._stream(params, messages, spend, heartbeat)
             return await self._complete(params, messages, spend)
         except openai.APIStatusError as error:
-            raise spend.charge(_status_error(error)) from None
+            raise spend.charge(_status_error(error, messages)) from None
         except openai.APITimeoutError:
             raise spend.error(
                 ErrorCode.LLM_TIMEOUT, "the LLM provider connection timed out", retryable=True
@@ -220,15 +275,24 @@ class OpenAIProvider:
                 ErrorCode.LLM_UNAVAILABLE, "could not reach the LLM provider", retryable=True
             ) from None
         except openai.APIError as error:  # an error event in the middle of a stream
-            if is_context_overflow(error.code, error.message):
+            kind = getattr(error, "type", None)
+            reason = provider_reason(error.message, (m["content"] for m in messages))
+            said = f"{kind or error.code or 'error'}: {reason}" if reason else f"{kind or 'error'}"
+            if is_context_overflow(error.code, error.message, kind):
                 raise spend.error(
                     ErrorCode.LLM_CONTEXT_OVERFLOW,
-                    "the input exceeds the model's context length",
+                    f"the input exceeds the model's context length ({said})",
+                    retryable=False,
+                ) from None
+            if is_content_filter(error.code, error.message, kind):
+                raise spend.error(
+                    ErrorCode.LLM_REFUSED,
+                    f"the provider's content filter refused ({said})",
                     retryable=False,
                 ) from None
             raise spend.error(
                 ErrorCode.LLM_UNAVAILABLE,
-                f"the LLM provider failed mid-answer ({error.code or 'error'})",
+                f"the LLM provider failed mid-answer ({said})",
                 retryable=True,
             ) from None
 
@@ -319,6 +383,31 @@ class OpenAIProvider:
         )
 
 
+def _answer_room(
+    request: LLMRequest[Any], messages: list[dict[str, str]], context: int | None
+) -> int | None:
+    """The output limit of the next call: the request's, cut to what the model's context has
+    left beside the prompt; None when that is too little to answer in."""
+    if context is None:
+        return request.max_output_tokens
+    room = context - estimate_prompt_tokens(messages)
+    if room < min(MIN_ANSWER_TOKENS, request.max_output_tokens):
+        return None
+    return min(request.max_output_tokens, room)
+
+
+def _repair(invalid: InvalidAnswer, answer: str, limit: int) -> list[dict[str, str]]:
+    """The re-ask after an invalid answer. A cut-off answer is not sent back (it fills the
+    context with what the model should not repeat), nor a very long one; a short invalid
+    answer is, so the model can mend it."""
+    if invalid.truncated:
+        return [{"role": "user", "content": TRUNCATED_INSTRUCTION.format(limit=limit)}]
+    instruction = {"role": "user", "content": REPAIR_INSTRUCTION.format(reason=invalid.reason)}
+    if len(answer) > REPAIR_ECHO_CHARS:
+        return [instruction]
+    return [{"role": "assistant", "content": answer}, instruction]
+
+
 def _charge_abandoned(
     spend: Spend, messages: list[dict[str, str]], chars: int, error: BaseException, *, opened: bool
 ) -> None:
@@ -354,14 +443,26 @@ def schema_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
 
 
-def _status_error(error: openai.APIStatusError) -> LLMError:
+def _status_error(error: openai.APIStatusError, messages: list[dict[str, str]]) -> LLMError:
+    """The provider's body as the ``openai`` client hands it over: the inner ``error`` object
+    when there is one (OpenAI, llama.cpp, vLLM, Ollama, LiteLLM), else the whole body (vLLM's
+    older ``{"object": "error", ...}``), else nothing readable."""
     body = error.body
-    message = body.get("message") if isinstance(body, dict) else None
+    fields = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(fields, str):  # vLLM's 401: {"error": "Unauthorized"}
+        fields = {"message": fields}
+    if not isinstance(fields, dict):
+        fields = {}
+    message = fields.get("message")
+    inner = fields.get("innererror")
+    inner_code = inner.get("code") if isinstance(inner, dict) else None
     return error_for_status(
         error.status_code,
-        code=error.code,
-        message=str(message or error.message),
+        code=fields.get("code", error.code) or inner_code,
+        kind=fields.get("type") or inner_code,
+        message=str(message if isinstance(message, str) else ""),
         headers=cast(Any, error.response.headers),
+        prompt=[m["content"] for m in messages],
     )
 
 
