@@ -75,6 +75,8 @@ DEMO_FILE = "examples/field-service-prd.md"
 DEMO_PROJECT = "Demo: field service"
 DEMO_OFFLINE_LATENCY_S = "1.5"
 LATENCY_VAR = "CARDFLOW_LLM_OFFLINE_LATENCY_S"
+RUN_NOT_SUCCEEDED = 1
+"""`cardflow run`'s exit code for a run that ended partial, failed or cancelled."""
 
 
 class StackError(Exception):
@@ -874,6 +876,13 @@ def run_demo(cfg: Config, env: dict[str, str] | None = None, key: str | None = N
             proc.kill()
             code = proc.wait()
     print_look_around(cfg, key)
+    if code == RUN_NOT_SUCCEEDED and cfg.local_llm:
+        # The run reached its end; a small local model failing items is what it measures.
+        print(
+            "\nmake demo: the run ended with failed items (the local model's answers failed "
+            "the stages' checks: see `errors` above); a larger model (MODEL=...) fails fewer"
+        )
+        return 0
     if code != 0:
         print(f"\nmake demo: the run did not succeed (cardflow exit code {code})", file=sys.stderr)
     return code

@@ -60,6 +60,15 @@ def json_schema(epic: Epic) -> dict[str, Any]:
     requirement (``llm_stories``)."""
     schema = copy.deepcopy(_SCHEMA)
     schema["properties"]["stories"]["maxItems"] = llm_stories(epic)
+    # What a model may write is tighter than what a draft may hold (an offline criterion
+    # quotes the author's line whole): the output limit is sized to these bounds.
+    story = schema["$defs"]["DraftStory"]["properties"]
+    story["acceptance_criteria"]["maxItems"] = LLM_CRITERIA
+    for name, chars in (("as_a", 60), ("i_want", 200), ("so_that", 200)):
+        story[name]["maxLength"] = chars
+    criterion = schema["$defs"]["DraftCriterion"]["properties"]
+    for name, chars in (("given", 120), ("when", 120), ("then", 200), ("text", 300)):
+        criterion[name]["maxLength"] = chars
     field = schema["$defs"]["DraftStory"]["properties"]["requirement_ids"]
     ids = requirement_ids(epic)
     if ids:
@@ -181,8 +190,10 @@ def llm_request(epic: Epic) -> LLMRequest[StoriesDraft]:
     )
 
 
-STORY_OUTPUT_TOKENS = 300
-"""One story (title, as a / I want / so that, a few criteria, sizes) per requirement."""
+STORY_OUTPUT_TOKENS = 500
+"""One story per requirement, near its schema's bounds (a title, as a / I want / so that, up
+to ``LLM_CRITERIA`` criteria, sizes), with the JSON around them."""
+LLM_CRITERIA = 5
 
 
 def story_id(epic_id: str, index: int) -> str:

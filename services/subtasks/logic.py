@@ -74,8 +74,14 @@ def json_schema(options: SubtaskOptions) -> dict[str, Any]:
         "title": "Kind",
     }
     properties["depends_on"]["items"] = {"type": "integer", "minimum": 0}
+    # What a model may write is tighter than what a draft may hold (an offline description
+    # quotes the story): the output limit is sized to these bounds.
+    properties["description"]["maxLength"] = LLM_DESCRIPTION_CHARS
     schema["$defs"].pop("SubtaskKind", None)  # no longer referenced
     return schema
+
+
+LLM_DESCRIPTION_CHARS = 300
 
 
 def validate(options: SubtaskOptions) -> Callable[[SubtasksDraft], None]:
@@ -173,12 +179,13 @@ def llm_request(
         cache_input=cache_input(story_in_context, options),
         json_schema=json_schema(options),
         validate=validate(options),
-        max_output_tokens=200 + SUBTASK_OUTPUT_TOKENS * options.max_per_story,
+        max_output_tokens=200 + SUBTASK_OUTPUT_TOKENS * bounds(options)[1],
     )
 
 
-SUBTASK_OUTPUT_TOKENS = 120
-"""One subtask: a title, a line of description, a kind, hours."""
+SUBTASK_OUTPUT_TOKENS = 160
+"""One subtask at its schema's bounds: a title (120 characters), a description (300), a kind,
+hours and dependencies, with the JSON around them."""
 
 
 def subtask_id(story_id: str, index: int) -> str:
