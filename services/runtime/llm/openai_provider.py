@@ -51,8 +51,8 @@ REPAIR_INSTRUCTION = (
     "matching the required schema: no prose, no Markdown fence."
 )
 TRUNCATED_INSTRUCTION = (
-    "Your previous answer was cut off at the output limit of {limit} tokens, so it was not "
-    "usable. Answer again, shorter: JSON only, matching the required schema, each text brief, "
+    "Your previous answer was not usable: it was cut off at the output limit of {limit} "
+    "tokens. Answer again, shorter: JSON only, matching the required schema, each text brief, "
     "nothing repeated."
 )
 REPAIR_ECHO_CHARS = 6000
