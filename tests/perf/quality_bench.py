@@ -25,8 +25,10 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
@@ -41,7 +43,7 @@ from services.epics.app import group_by_llm  # noqa: E402
 from services.gateway.ingest import split_upload  # noqa: E402
 from services.gateway.ingest.model import UploadLimits  # noqa: E402
 from services.gateway.quality import junk_reason  # noqa: E402
-from services.runtime.llm import LLMClient, build_llm_client  # noqa: E402
+from services.runtime.llm import LLMClient, LLMError, build_llm_client  # noqa: E402
 from services.runtime.settings import Settings  # noqa: E402
 from services.stories import logic as stories  # noqa: E402
 from services.subtasks import logic as subtasks  # noqa: E402
@@ -73,6 +75,8 @@ class Backlog:
     epics: int
     subtasks: int
     seconds: float
+    failed: Counter[str] = field(default_factory=Counter)
+    """Calls that failed for good, by "stage: error code" (offline: none)."""
 
 
 def load_corpus(only: str | None = None) -> tuple[list[Document], list[str]]:
@@ -92,9 +96,20 @@ def load_corpus(only: str | None = None) -> tuple[list[Document], list[str]]:
     return documents, missing
 
 
+async def _ask(llm: LLMClient, request: Any, failed: Counter[str]) -> Any | None:
+    """One stage's call; a call that fails for good (a weak model's invalid answer, say) is
+    what the pipeline would record as a failed item: counted, and its output missing."""
+    try:
+        return (await llm.generate(request)).output
+    except LLMError as error:
+        failed[f"{request.stage}: {error.code.value}"] += 1
+        return None
+
+
 async def generate(document: Document, llm: LLMClient) -> Backlog:
     """The backlog the pipeline makes of ``document``."""
     started = time.perf_counter()
+    failed: Counter[str] = Counter()
     drafts = split_upload(document.path.name, None, document.path.read_bytes(), UploadLimits())
     analysed = []
     for position, draft in enumerate(drafts):
@@ -106,10 +121,12 @@ async def generate(document: Document, llm: LLMClient) -> Backlog:
             position,
             draft.document,
         )
-        result = await llm.generate(analysis.llm_request(card))
+        output = await _ask(llm, analysis.llm_request(card), failed)
+        if output is None:
+            continue
         analysed.append(
             epics.AnalysedCard(
-                card.card_id, card.title, analysis.to_analysis(card, result.output), position
+                card.card_id, card.title, analysis.to_analysis(card, output), position
             )
         )
     found = [
@@ -121,16 +138,22 @@ async def generate(document: Document, llm: LLMClient) -> Backlog:
     options = SubtaskOptions()
     for order, grouping in enumerate(groupings):
         covered = epics.covered(analysed, grouping.requirement_ids)
-        drafted = await llm.generate(epics.llm_request(grouping.title, analysed, covered))
-        epic = epics.to_epic(PROJECT, grouping.epic_id, order, analysed, covered, drafted.output)
-        written = await llm.generate(stories.llm_request(epic))
-        epic_stories = stories.to_stories(epic, written.output)
+        drafted = await _ask(llm, epics.llm_request(grouping.title, analysed, covered), failed)
+        if drafted is None:
+            continue
+        epic = epics.to_epic(PROJECT, grouping.epic_id, order, analysed, covered, drafted)
+        written = await _ask(llm, stories.llm_request(epic), failed)
+        if written is None:
+            continue
+        epic_stories = stories.to_stories(epic, written)
         all_stories += epic_stories
         for story in epic_stories:
             context = stories.in_context(epic, story)
-            planned = await llm.generate(subtasks.llm_request(context, options))
-            subtask_count += len(subtasks.to_subtasks(story, planned.output))
-    return Backlog(found, all_stories, len(groupings), subtask_count, time.perf_counter() - started)
+            planned = await _ask(llm, subtasks.llm_request(context, options), failed)
+            if planned is not None:
+                subtask_count += len(subtasks.to_subtasks(story, planned))
+    seconds = time.perf_counter() - started
+    return Backlog(found, all_stories, len(groupings), subtask_count, seconds, failed)
 
 
 async def group(llm: LLMClient, analysed: list[epics.AnalysedCard]) -> list[epics.Grouping]:
@@ -221,6 +244,10 @@ async def main(argv: list[str] | None = None) -> int:
         await llm.aclose()
     print(f"Backlog quality ({mode}; {len(rows)} documents)\n")
     print(table(rows))
+    for document, _, _, backlog in rows:
+        if backlog.failed:
+            said = ", ".join(f"{n} {what}" for what, n in sorted(backlog.failed.items()))
+            print(f"\n{document.slug}: failed calls (their output missing): {said}")
     if missing:
         print(f"\nNot on this machine (see tests/perf/corpus_files.py): {', '.join(missing)}")
     if args.details:
