@@ -133,29 +133,27 @@ def _folded(*values: object) -> list[str]:
     return [str(v).strip().lower() for v in values if v is not None and str(v).strip()]
 
 
-def is_context_overflow(code: object, message: str, kind: object = None) -> bool:
-    """The provider says the prompt (with the output asked for) does not fit the context."""
-    names = _folded(code, kind)
-    if any(name in _OVERFLOW_CODES for name in names):
+def _names_or_says(
+    codes: frozenset[str], hints: tuple[str, ...], code: object, message: str, kind: object
+) -> bool:
+    """The provider's code or type is one of ``codes``, or its message holds a hint."""
+    if any(name in codes for name in _folded(code, kind)):
         return True
     lowered = message[:2000].lower()
-    return any(hint in lowered for hint in _OVERFLOW_HINTS)
+    return any(hint in lowered for hint in hints)
+
+
+def is_context_overflow(code: object, message: str, kind: object = None) -> bool:
+    """The provider says the prompt (with the output asked for) does not fit the context."""
+    return _names_or_says(_OVERFLOW_CODES, _OVERFLOW_HINTS, code, message, kind)
 
 
 def is_content_filter(code: object, message: str, kind: object = None) -> bool:
-    names = _folded(code, kind)
-    if any(name in _FILTER_CODES for name in names):
-        return True
-    lowered = message[:2000].lower()
-    return any(hint in lowered for hint in _FILTER_HINTS)
+    return _names_or_says(_FILTER_CODES, _FILTER_HINTS, code, message, kind)
 
 
 def _is_quota(code: object, message: str, kind: object) -> bool:
-    names = _folded(code, kind)
-    if any(name in _QUOTA_CODES for name in names):
-        return True
-    lowered = message[:2000].lower()
-    return any(hint in lowered for hint in _QUOTA_HINTS)
+    return _names_or_says(_QUOTA_CODES, _QUOTA_HINTS, code, message, kind)
 
 
 def provider_reason(message: str, prompt: Iterable[str] = ()) -> str:
@@ -236,4 +234,28 @@ def error_for_status(
         ErrorCode.LLM_UNAVAILABLE,
         f"the LLM provider rejected the request ({said})",
         retryable=False,
+    )
+
+
+def error_mid_stream(
+    *, code: object = None, message: str = "", kind: object = None, prompt: Iterable[str] = ()
+) -> LLMError:
+    """The LLMError for an error event inside a streamed 200 answer (vLLM and LiteLLM send
+    ``data: {"error": {...}}``): no status to go by, so the code, type and message decide."""
+    reason = provider_reason(message, prompt)
+    said = f"{kind or code or 'error'}: {reason}" if reason else f"{kind or 'error'}"
+    if is_context_overflow(code, message, kind):
+        return LLMError(
+            ErrorCode.LLM_CONTEXT_OVERFLOW,
+            f"the input exceeds the model's context length ({said})",
+            retryable=False,
+        )
+    if is_content_filter(code, message, kind):
+        return LLMError(
+            ErrorCode.LLM_REFUSED,
+            f"the provider's content filter refused ({said})",
+            retryable=False,
+        )
+    return LLMError(
+        ErrorCode.LLM_UNAVAILABLE, f"the LLM provider failed mid-answer ({said})", retryable=True
     )

@@ -25,13 +25,7 @@ from contracts.events import ErrorCode
 from services.runtime.fleet import FleetGate, current_scope
 from services.runtime.llm.answers import InvalidAnswer, parse_answer
 from services.runtime.llm.context import discover_context
-from services.runtime.llm.errors import (
-    LLMError,
-    error_for_status,
-    is_content_filter,
-    is_context_overflow,
-    provider_reason,
-)
+from services.runtime.llm.errors import LLMError, error_for_status, error_mid_stream
 from services.runtime.llm.pricing import cost_usd
 from services.runtime.llm.request import (
     LLMRequest,
@@ -275,25 +269,14 @@ class OpenAIProvider:
                 ErrorCode.LLM_UNAVAILABLE, "could not reach the LLM provider", retryable=True
             ) from None
         except openai.APIError as error:  # an error event in the middle of a stream
-            kind = getattr(error, "type", None)
-            reason = provider_reason(error.message, (m["content"] for m in messages))
-            said = f"{kind or error.code or 'error'}: {reason}" if reason else f"{kind or 'error'}"
-            if is_context_overflow(error.code, error.message, kind):
-                raise spend.error(
-                    ErrorCode.LLM_CONTEXT_OVERFLOW,
-                    f"the input exceeds the model's context length ({said})",
-                    retryable=False,
-                ) from None
-            if is_content_filter(error.code, error.message, kind):
-                raise spend.error(
-                    ErrorCode.LLM_REFUSED,
-                    f"the provider's content filter refused ({said})",
-                    retryable=False,
-                ) from None
-            raise spend.error(
-                ErrorCode.LLM_UNAVAILABLE,
-                f"the LLM provider failed mid-answer ({said})",
-                retryable=True,
+            prompt = [m["content"] for m in messages]
+            raise spend.charge(
+                error_mid_stream(
+                    code=error.code,
+                    message=error.message,
+                    kind=getattr(error, "type", None),
+                    prompt=prompt,
+                )
             ) from None
 
     async def _stream(
