@@ -19,6 +19,7 @@ from contracts.events import (
 )
 from contracts.topics import ANALYSIS_REQUESTED, CARDS_ANALYZED, CARDS_SUBMITTED, EPICS_REQUESTED
 from services.analysis import logic, store
+from services.analysis.analyse import analyse
 from services.runtime.delivery import HandlerContext
 from services.runtime.llm import LLMClient, LLMResult
 from services.runtime.locks import lock_names
@@ -46,8 +47,7 @@ class AnalysisWorker:
             card = await store.get_card(session, item.item_id)
         if card is None:
             raise ItemFailure(ErrorCode.INPUT_INVALID, f"card {item.item_id} is unknown here")
-        request = logic.llm_request(card)
-        return card, await self.llm.generate(request, on_tokens=on_tokens)
+        return card, await analyse(self.llm, card, on_tokens)
 
     async def commit(
         self, session: AsyncSession, item: WorkItem, outcome: tuple[logic.Card, LLMResult[Any]]

@@ -91,10 +91,19 @@ class AnalysisDraft(BaseModel):
 _SCHEMA: dict[str, Any] = AnalysisDraft.model_json_schema()
 
 
-def messages(card: Card) -> list[dict[str, str]]:
+def stated_line(number: int, stated: StatedRequirement) -> str:
+    author = f" ({stated.author_id})" if stated.author_id else ""
+    return f"- [R{number}]{author} {stated.text}"
+
+
+def messages(card: Card, part: tuple[int, int] | None = None) -> list[dict[str, str]]:
+    """The prompt for ``card``; ``part`` (number, of) when its body is one part of a card
+    too long for the model's context."""
     # Everything here comes from the document: one fence for all of it (``fence`` escapes
     # only closing tags, so text in a second fence could otherwise close the first).
     lines = [f"Title: {card.title}"]
+    if part is not None and part[1] > 1:
+        lines.append(f"Part {part[0]} of {part[1]} of the card (each part is analysed alone)")
     document = card.document
     if document is not None and document.heading_path:
         lines.append("Place in document: " + " > ".join(document.heading_path))
@@ -107,9 +116,7 @@ def messages(card: Card) -> list[dict[str, str]]:
         lines.append("Document context: " + shorten(document.context, PROMPT_CONTEXT_CHARS))
     if card.stated:
         lines.append("Requirements found:")
-        for number, stated in enumerate(card.stated, start=1):
-            author = f" ({stated.author_id})" if stated.author_id else ""
-            lines.append(f"- [R{number}]{author} {stated.text}")
+        lines += [stated_line(n, stated) for n, stated in enumerate(card.stated, start=1)]
     lines += ["Body:", card.body]
     return PROMPT.render(card=fence("card", "\n".join(lines)))
 
@@ -125,9 +132,10 @@ def cache_input(card: Card) -> str:
 
 def validate(card: Card) -> Callable[[AnalysisDraft], None]:
     """The check a schema cannot make: a card whose reader found nothing gets at least one
-    requirement from the model. Quotes are not checked here: a small model rarely copies
-    verbatim, and a re-ask for every paraphrase doubles the calls; ``to_analysis`` places
-    each requirement instead. Messages name positions, never the answer's text."""
+    requirement from the model (a whole card: one part of a long card may be all context).
+    Quotes are not checked here: a small model rarely copies verbatim, and a re-ask for every
+    paraphrase doubles the calls; ``to_analysis`` places each requirement instead. Messages
+    name positions, never the answer's text."""
 
     def check(draft: AnalysisDraft) -> None:
         if not card.stated and not draft.requirements:
@@ -136,17 +144,19 @@ def validate(card: Card) -> Callable[[AnalysisDraft], None]:
     return check
 
 
-def llm_request(card: Card) -> LLMRequest[AnalysisDraft]:
-    """The one call that analyses ``card`` (the stage and the quality benchmark both use it)."""
+def llm_request(card: Card, part: tuple[int, int] | None = None) -> LLMRequest[AnalysisDraft]:
+    """The call that analyses ``card``, or one part (number, of) of a card too long for the
+    model's context (``parts.split``), whose body is then that part."""
+    whole = part is None or part[1] == 1
     return LLMRequest(
         stage=Stage.ANALYSIS.value,
         prompt_version=PROMPT.version,
-        messages=messages(card),
+        messages=messages(card, part),
         output_model=AnalysisDraft,
         offline=lambda: offline_draft(card),
         cache_input=cache_input(card),
-        validate=validate(card),
-        max_output_tokens=output_budget(card),
+        validate=validate(card) if whole else None,
+        max_output_tokens=output_budget_for(card),
         json_schema=json_schema(card),
     )
 
@@ -163,11 +173,13 @@ def json_schema(card: Card) -> dict[str, Any]:
     return schema
 
 
-def output_budget(card: Card) -> int:
+def output_budget_for(card: Card, body_chars: int | None = None) -> int:
     """What the answer needs: the requirements quote the card's text (about its length in
     tokens, with the JSON around each), plus the summary; a model repeating itself stops at
-    this, not at the context's end."""
-    return min(4000, max(1024, 400 + (len(card.title) + len(card.body)) * 3 // 8))
+    this, not at the context's end. ``body_chars``: for a body that long instead of the
+    card's own."""
+    chars = len(card.title) + (len(card.body) if body_chars is None else body_chars)
+    return min(4000, max(1024, 400 + chars * 3 // 8))
 
 
 def requirement_id(card_id: str, index: int) -> str:

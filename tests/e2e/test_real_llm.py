@@ -2,8 +2,9 @@
 ``llama-server`` running Gemma 3 270M (``tests/support/llama.py``), temperature 0 and a fixed
 seed. A 270M model is weak, so these tests hold the pipeline to what must be true whatever the
 model writes: every item ends succeeded or failed with one of DESIGN.md's codes, progress is
-live, usage is what the server counted, cancel closes the streams, and a card too long for the
-model's context is ``llm_context_overflow``."""
+live, usage is what the server counted, cancel closes the streams, a card too long for one call
+is analysed in parts, and a prompt too long for the model's context is
+``llm_context_overflow``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import httpx
 import pytest
 
 from contracts.events import ErrorCode
+from services.analysis import logic, parts
 from services.runtime.llm import LLMError, LLMRequest, MemoryResultCache, build_llm_client
-from services.runtime.llm.openai_provider import OpenAIProvider
+from services.runtime.llm.openai_provider import MIN_ANSWER_TOKENS, OpenAIProvider
+from services.runtime.llm.request import estimate_prompt_tokens
 from services.runtime.settings import Settings
 from tests.faults.support import DESIGN_ERROR_CODES
 from tests.support import llama
@@ -180,25 +183,31 @@ def test_cancel_closes_the_models_streams(stack: PipelineStack, server: llama.Ll
     assert closed_after < 15
 
 
-def test_a_card_too_long_for_the_models_context_is_llm_context_overflow(
-    stack: PipelineStack, server: llama.LlamaServer
+def test_a_long_cards_parts_fit_the_real_models_context_by_its_own_tokenizer(
+    server: llama.LlamaServer,
 ) -> None:
-    # Under the gateway's card limit (20,000 characters), over a 4,096-token slot.
+    """The splitter measures prompts as characters / 4; the model's tokenizer (with its chat
+    template) decides. Each part of a card too long for one 4,096-token slot, counted by the
+    server itself, fits with the most its answer may take. (The parts' calls through the
+    pipeline are ``tests/e2e/test_long_cards.py``; a 270M model writing ~2,200 tokens for each
+    part would add six minutes here.)"""
+    slot = CONTEXT_TOKENS // SLOTS
     body = " ".join(f"Technicians MUST record reading {n} of the meter." for n in range(380))
-    assert 17_000 < len(body) < 20_000
-    with stack.client() as client:
-        project = client.post("/v1/projects", json={"name": "Too long"}).json()
-        added = client.post(
-            f"/v1/projects/{project['id']}/cards",
-            json={"cards": [{"title": "Meter readings", "body": body}]},
-        )
-        assert added.status_code == 202, added.text
-        run = start(client, project["id"], stage="analysis")
-        final = wait_for_run(client, run["id"], timeout_s=300)[-1]
-        (item,) = items_of(client, run["id"])
-    assert final["status"] == "failed", final
-    assert item["error"]["code"] == ErrorCode.LLM_CONTEXT_OVERFLOW.value, item
-    assert "4096 tokens" in item["error"]["message"], item
+    whole = logic.Card("c", "p", "Meter readings", body)
+    assert estimate_prompt_tokens(logic.messages(whole)) + MIN_ANSWER_TOKENS > slot
+    split = parts.split(whole, slot)
+    assert len(split) >= 3
+    root = server.base_url.removesuffix("/v1")
+    with httpx.Client(timeout=30) as client:
+        for part in split:
+            request = logic.llm_request(part.card, (part.number, part.of))
+            templated = client.post(f"{root}/apply-template", json={"messages": request.messages})
+            assert templated.status_code == 200, templated.text
+            tokens = client.post(
+                f"{root}/tokenize", json={"content": templated.json()["prompt"]}
+            ).json()["tokens"]
+            assert len(tokens) + request.max_output_tokens <= slot, (len(tokens), part.number)
+            assert len(tokens) <= estimate_prompt_tokens(request.messages), "the estimate is low"
 
 
 # --- the client alone against the server ------------------------------------------------------
@@ -239,6 +248,25 @@ async def test_the_servers_own_context_overflow_body_is_llm_context_overflow(
     assert "exceed_context_size_error" in error.message
     assert "exceeds the available context size" in error.message
     assert "meter reading" not in error.message, "never the prompt's text"
+
+
+async def test_a_prompt_too_long_for_the_servers_context_is_refused_before_sending(
+    server: llama.LlamaServer,
+) -> None:
+    """The context is read from the server (4,096 tokens a slot): a prompt that leaves no
+    room for an answer is ``llm_context_overflow`` without a call."""
+    client = build_llm_client(settings(server), MemoryResultCache())
+    before = server.metrics()
+    text = " ".join(f"meter reading {n}" for n in range(1500))
+    with pytest.raises(LLMError) as raised:
+        await client.generate(note_request(text))
+    error = raised.value
+    assert error.code is ErrorCode.LLM_CONTEXT_OVERFLOW
+    assert not error.retryable
+    assert "4096 tokens" in error.message
+    assert "meter reading" not in error.message, "never the prompt's text"
+    after = server.metrics()
+    assert after["llamacpp:prompt_tokens_total"] == before["llamacpp:prompt_tokens_total"]
 
 
 async def test_one_calls_usage_is_what_the_server_counted(server: llama.LlamaServer) -> None:

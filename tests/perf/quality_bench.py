@@ -37,6 +37,7 @@ if str(REPO_ROOT) not in sys.path:
 from contracts.backlog import Story  # noqa: E402
 from contracts.events import SubtaskOptions  # noqa: E402
 from services.analysis import logic as analysis  # noqa: E402
+from services.analysis.analyse import analyse  # noqa: E402
 from services.epics import llm_grouping  # noqa: E402
 from services.epics import logic as epics  # noqa: E402
 from services.epics.app import group_by_llm  # noqa: E402
@@ -96,71 +97,106 @@ def load_corpus(only: str | None = None) -> tuple[list[Document], list[str]]:
     return documents, missing
 
 
-async def _ask(llm: LLMClient, request: Any, failed: Counter[str]) -> Any | None:
-    """One stage's call; a call that fails for good (a weak model's invalid answer, say) is
-    what the pipeline would record as a failed item: counted, and its output missing."""
-    try:
-        return (await llm.generate(request)).output
-    except LLMError as error:
-        failed[f"{request.stage}: {error.code.value}"] += 1
-        return None
+@dataclass
+class Calls:
+    """How the bench calls the model: at most ``concurrency`` calls at once (a server with
+    several slots answers them in parallel), and whether stories get their subtasks."""
+
+    llm: LLMClient
+    concurrency: int = 1
+    subtasks: bool = True
+    failed: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._gate = asyncio.Semaphore(self.concurrency)
+
+    async def ask(self, request: Any) -> Any | None:
+        """One stage's call; a call that fails for good (a weak model's invalid answer, say)
+        is what the pipeline would record as a failed item: counted, its output missing."""
+        async with self._gate:
+            try:
+                return (await self.llm.generate(request)).output
+            except LLMError as error:
+                self.failed[f"{request.stage}: {error.code.value}"] += 1
+                return None
+
+    async def analyse(self, card: analysis.Card) -> Any | None:
+        """The analysis stage's call (in parts when the card is too long for the model)."""
+        async with self._gate:
+            try:
+                return (await analyse(self.llm, card)).output
+            except LLMError as error:
+                self.failed[f"analysis: {error.code.value}"] += 1
+                return None
 
 
-async def generate(document: Document, llm: LLMClient) -> Backlog:
+async def generate(document: Document, calls: Calls) -> Backlog:
     """The backlog the pipeline makes of ``document``."""
     started = time.perf_counter()
-    failed: Counter[str] = Counter()
+    calls.failed = Counter()
     drafts = split_upload(document.path.name, None, document.path.read_bytes(), UploadLimits())
-    analysed = []
-    for position, draft in enumerate(drafts):
-        card = analysis.Card(
-            f"{document.slug}-{position}",
-            PROJECT,
-            draft.title,
-            draft.body,
-            position,
-            draft.document,
+    cards = [
+        analysis.Card(f"{document.slug}-{position}", PROJECT, d.title, d.body, position, d.document)
+        for position, d in enumerate(drafts)
+    ]
+    outputs = await asyncio.gather(*(calls.analyse(card) for card in cards))
+    analysed = [
+        epics.AnalysedCard(
+            card.card_id, card.title, analysis.to_analysis(card, output), card.position
         )
-        output = await _ask(llm, analysis.llm_request(card), failed)
-        if output is None:
-            continue
-        analysed.append(
-            epics.AnalysedCard(
-                card.card_id, card.title, analysis.to_analysis(card, output), position
-            )
-        )
+        for card, output in zip(cards, outputs, strict=True)
+        if output is not None
+    ]
     found = [
         Found(r.id, r.author_id, r.text) for card in analysed for r in card.analysis.requirements
     ]
-    all_stories: list[Story] = []
-    subtask_count = 0
-    groupings = await group(llm, analysed)
-    options = SubtaskOptions()
-    for order, grouping in enumerate(groupings):
-        covered = epics.covered(analysed, grouping.requirement_ids)
-        drafted = await _ask(llm, epics.llm_request(grouping.title, analysed, covered), failed)
-        if drafted is None:
-            continue
-        epic = epics.to_epic(PROJECT, grouping.epic_id, order, analysed, covered, drafted)
-        written = await _ask(llm, stories.llm_request(epic), failed)
-        if written is None:
-            continue
-        epic_stories = stories.to_stories(epic, written)
-        all_stories += epic_stories
-        for story in epic_stories:
-            context = stories.in_context(epic, story)
-            planned = await _ask(llm, subtasks.llm_request(context, options), failed)
-            if planned is not None:
-                subtask_count += len(subtasks.to_subtasks(story, planned))
+    groupings = await group(calls.llm, analysed)
+    written = await asyncio.gather(
+        *(_epic(calls, analysed, order, grouping) for order, grouping in enumerate(groupings))
+    )
+    all_stories = [story for epic_stories, _ in written for story in epic_stories]
+    subtask_count = sum(count for _, count in written)
     seconds = time.perf_counter() - started
-    return Backlog(found, all_stories, len(groupings), subtask_count, seconds, failed)
+    return Backlog(found, all_stories, len(groupings), subtask_count, seconds, calls.failed)
+
+
+async def _epic(
+    calls: Calls, analysed: list[epics.AnalysedCard], order: int, grouping: epics.Grouping
+) -> tuple[list[Story], int]:
+    """One grouping's epic, its stories and (unless turned off) their subtasks."""
+    covered = epics.covered(analysed, grouping.requirement_ids)
+    drafted = await calls.ask(epics.llm_request(grouping.title, analysed, covered))
+    if drafted is None:
+        return [], 0
+    epic = epics.to_epic(PROJECT, grouping.epic_id, order, analysed, covered, drafted)
+    written = await calls.ask(stories.llm_request(epic))
+    if written is None:
+        return [], 0
+    epic_stories = stories.to_stories(epic, written)
+    if not calls.subtasks:
+        return epic_stories, 0
+    options = SubtaskOptions()
+    planned = await asyncio.gather(
+        *(
+            calls.ask(subtasks.llm_request(stories.in_context(epic, story), options))
+            for story in epic_stories
+        )
+    )
+    count = sum(
+        len(subtasks.to_subtasks(story, plan))
+        for story, plan in zip(epic_stories, planned, strict=True)
+        if plan is not None
+    )
+    return epic_stories, count
 
 
 async def group(llm: LLMClient, analysed: list[epics.AnalysedCard]) -> list[epics.Grouping]:
     """As the epics stage groups: by the model when one is set and the scope is worth a
-    call, else (and when that call fails) by the document's structure."""
+    call (and ``CARDFLOW_EPICS_GROUPING`` is not ``structure``), else (and when that call
+    fails) by the document's structure."""
     requirements = sum(len(card.analysis.requirements) for card in analysed)
-    if llm.offline or not llm_grouping.worth_asking(requirements):
+    by_structure = Settings().epics_grouping == "structure"
+    if llm.offline or by_structure or not llm_grouping.worth_asking(requirements):
         return epics.group(PROJECT, analysed)
     return (await group_by_llm(llm, PROJECT, analysed)).groups
 
@@ -230,15 +266,24 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="one document (its folder name)")
     parser.add_argument("--details", action="store_true", help="list missed and junk items")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="LLM calls at once (a server's slots)"
+    )
+    parser.add_argument(
+        "--no-subtasks",
+        action="store_true",
+        help="stop at stories (the scores do not depend on subtasks; a slow model saves most)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     llm = build_llm_client(settings)
+    calls = Calls(llm, max(1, args.concurrency), subtasks=not args.no_subtasks)
     mode = f"LLM at {settings.llm_base_url}" if settings.llm_base_url else "offline provider"
     rows: list[tuple[Document, Score, Score, Backlog]] = []
     documents, missing = load_corpus(args.only)
     try:
         for document in documents:
-            backlog = await generate(document, llm)
+            backlog = await generate(document, calls)
             rows.append((document, scored(document, backlog), baseline(document), backlog))
     finally:
         await llm.aclose()

@@ -287,7 +287,9 @@ class ScriptedLLM:
         self.in_flight = 0
         self.max_in_flight = 0
         self.context_tokens: int | None = None
-        """When set, ``GET /props`` says it as llama.cpp's server does (one slot's n_ctx)."""
+        """When set, ``GET /props`` says it as llama.cpp's server does (one slot's n_ctx),
+        and a prompt longer than it is refused as llama.cpp refuses it (400
+        ``exceed_context_size_error``, the body recorded live)."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -427,6 +429,10 @@ class ScriptedLLM:
             await _send_json(send, 400, {"error": {"message": "body is not JSON", "code": None}})
             return
         call = self._record(request, scope)
+        prompt_tokens = _tokens("".join(str(m.get("content") or "") for m in call.messages))
+        if self.context_tokens and prompt_tokens > self.context_tokens:
+            await _send_json(send, 400, _exceeds_context(prompt_tokens, self.context_tokens))
+            return
         disconnected = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
         with self._lock:
@@ -473,6 +479,21 @@ class ScriptedLLM:
             if left <= 0:
                 return False
             await asyncio.sleep(min(0.02, left))
+
+
+def _exceeds_context(prompt_tokens: int, context: int) -> dict[str, Any]:
+    """llama.cpp's answer to a prompt longer than a slot's context (recorded live, see
+    ``tests/integration/data/provider_errors.json``)."""
+    return {
+        "error": {
+            "code": 400,
+            "message": f"request ({prompt_tokens} tokens) exceeds the available context size "
+            f"({context} tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": prompt_tokens,
+            "n_ctx": context,
+        }
+    }
 
 
 async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:

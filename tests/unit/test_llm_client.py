@@ -169,6 +169,9 @@ class FakeProvider:
     def model_for(self, stage: str) -> str:
         return "gpt-4o-mini"
 
+    async def context_tokens(self) -> int | None:
+        return None
+
     async def aclose(self) -> None:
         return None
 

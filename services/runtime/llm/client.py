@@ -30,6 +30,8 @@ class Provider(Protocol):
 
     def model_for(self, stage: str) -> str: ...
 
+    async def context_tokens(self) -> int | None: ...
+
     async def generate(
         self, request: LLMRequest[T], on_tokens: OnTokens | None
     ) -> LLMResult[T]: ...
@@ -62,6 +64,11 @@ class LLMClient:
 
     def model_for(self, stage: str) -> str:
         return self._provider.model_for(stage)
+
+    async def context_tokens(self) -> int | None:
+        """The model's context in tokens, where the settings or the server say (a stage
+        splits work that would not fit); None when unknown or offline."""
+        return await self._provider.context_tokens()
 
     async def aclose(self) -> None:
         await self._provider.aclose()

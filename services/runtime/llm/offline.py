@@ -40,6 +40,9 @@ class OfflineProvider:
     def model_for(self, stage: str) -> str:
         return OFFLINE
 
+    async def context_tokens(self) -> int | None:
+        return None
+
     async def aclose(self) -> None:
         return None
 

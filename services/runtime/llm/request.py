@@ -55,9 +55,18 @@ class LLMResult(Generic[T]):
     provenance: Provenance
 
 
+_DIGITS = "0123456789"
+
+
 def estimate_tokens(text: str) -> int:
-    """Rough token count (characters / 4) when the server reports none."""
-    return (len(text) + 3) // 4
+    """Token count when the server reports none, and to size prompts before sending: other
+    ASCII characters at four a token, but each digit and each non-ASCII character a token
+    of its own (tokenizers such as Gemma's and Llama's split numbers into digits, and most
+    spend a token or more on a CJK character). Measured against Gemma 3's tokenizer on a
+    prompt full of numbers: 1,675 real, 1,748 estimated (characters / 4 alone: 1,606)."""
+    digits = sum(map(text.count, _DIGITS))
+    other = len(text) - len(text.encode("ascii", "ignore"))
+    return (len(text) - digits - other + 3) // 4 + digits + other
 
 
 def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
