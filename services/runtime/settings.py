@@ -250,8 +250,9 @@ class Settings(BaseSettings):
         ge=0,
         description="The model's context in tokens (prompt and answer together). A card "
         "too long for it is analysed in parts that fit; a prompt that still cannot fit with "
-        "its answer is refused as llm_context_overflow before it is sent. 0: read from the server once (llama.cpp's /props, a /v1/models entry's n_ctx "
-        "or max_model_len), else not checked.",
+        "its answer is refused as llm_context_overflow before it is sent. 0: read from the "
+        "server once (llama.cpp's /props, a /v1/models entry's n_ctx or max_model_len), else "
+        "not checked.",
     )
     llm_prices: dict[str, tuple[float, float]] = Field(
         default={
