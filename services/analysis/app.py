@@ -17,6 +17,7 @@ from contracts.events import (
     EpicsRequested,
     ErrorCode,
 )
+from contracts.pipeline import ItemState
 from contracts.topics import ANALYSIS_REQUESTED, CARDS_ANALYZED, CARDS_SUBMITTED, EPICS_REQUESTED
 from services.analysis import logic, store
 from services.analysis.analyse import analyse
@@ -27,7 +28,6 @@ from services.runtime.migrate import MigrationHistory
 from services.runtime.outbox import enqueue
 from services.runtime.stage import StageApp
 from services.runtime.work import ItemFailure, NewItem, WorkItem, WorkRun
-from services.runtime.work.queue import ItemState
 
 MIGRATIONS = MigrationHistory("analysis", Path(__file__).parent / "migrations")
 SOURCE = "analysis"

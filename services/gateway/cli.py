@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from contracts.pipeline import RUN_STAGES
 from services.gateway import dlq_cli, quality_view
 from services.gateway.progress_view import (
     STAGE_ORDER,
@@ -60,7 +61,6 @@ EXIT_RUN_NOT_SUCCEEDED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-RUN_STAGES = ("pipeline", "analysis", "epics", "stories", "subtasks")
 EXPORT_FORMATS = ("json", "csv", "markdown")
 LONG_POLL_S = 10.0
 POLL_FAILURES_TOLERATED = 5

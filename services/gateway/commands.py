@@ -25,6 +25,7 @@ from contracts.events import (
     StoryInContext,
     SubtasksRequested,
 )
+from contracts.pipeline import PIPELINE, STAGE_NAMES
 from contracts.topics import (
     ANALYSIS_REQUESTED,
     CARDS_SUBMITTED,
@@ -58,7 +59,7 @@ class RunScope(BaseModel):
 
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    stage: str = Field(pattern="^(analysis|epics|stories|subtasks|pipeline)$")
+    stage: str = Field(pattern="^(" + "|".join((*STAGE_NAMES, PIPELINE)) + ")$")
     scope: RunScope = Field(default_factory=RunScope)
     options: RunOptions = Field(default_factory=RunOptions)
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from contracts.pipeline import STAGE_NAMES, TERMINAL_RUN_STATUSES
 from services.gateway.export import Backlog
 
-STAGE_ORDER = ("analysis", "epics", "stories", "subtasks")
-TERMINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled"})
+STAGE_ORDER = STAGE_NAMES
+TERMINAL_STATUSES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 MIN_BAR = 5
 """Narrower than this, the bars are left out and the counts kept."""
 MAX_BAR = 40

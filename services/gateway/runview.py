@@ -14,10 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-STAGES = ("analysis", "epics", "stories", "subtasks")
-TERMINAL = ("succeeded", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running", "cancelling")
-COUNT_KEYS = ("total", "pending", "running", "succeeded", "failed", "cancelled")
+from contracts.events import Stage
+from contracts.pipeline import (
+    ACTIVE_RUN_STATUSES,
+    PIPELINE,
+    STAGE_NAMES,
+    STREAMED,
+    TERMINAL_ITEM_STATES,
+    ItemState,
+    RunStatus,
+    stages_of,
+)
+
+STAGES = STAGE_NAMES
+TERMINAL = tuple(s.value for s in ItemState if s in TERMINAL_ITEM_STATES)
+ACTIVE_STATUSES = tuple(s.value for s in RunStatus if s in ACTIVE_RUN_STATUSES)
+COUNT_KEYS = ("total", *(s.value for s in ItemState if s is not ItemState.WAITING))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +59,12 @@ class RunFacts:
     cancel_requested: bool = False
 
 
-def stages_of(run_stage: str) -> tuple[str, ...]:
-    return STAGES if run_stage == "pipeline" else (run_stage,)
-
-
 def counts(items: Iterable[ItemView]) -> dict[str, int]:
     out = dict.fromkeys(COUNT_KEYS, 0)
     for item in items:
         out["total"] += 1
-        key = "pending" if item.state in ("waiting", "pending") else item.state
+        waiting = item.state in (ItemState.WAITING, ItemState.PENDING)
+        key = ItemState.PENDING.value if waiting else item.state
         out[key] = out.get(key, 0) + 1
     return out
 
@@ -64,11 +73,11 @@ def stage_done(facts: RunFacts, stage: str) -> bool:
     items = [i for i in facts.items if i.stage == stage]
     if not all(i.state in TERMINAL for i in items):
         return False
-    if any(i.state == "succeeded" and not (i.result_landed or i.planning) for i in items):
+    if any(i.state == ItemState.SUCCEEDED and not (i.result_landed or i.planning) for i in items):
         return False
     if stage in facts.stages_finished:
         return True
-    if facts.stage != "pipeline" or stage in ("analysis", "epics"):
+    if facts.stage != PIPELINE or Stage(stage) not in STREAMED:
         return False
     stages = stages_of(facts.stage)
     return stage_done(facts, stages[stages.index(stage) - 1])
@@ -79,20 +88,20 @@ def is_finished(facts: RunFacts) -> bool:
 
 
 def status(facts: RunFacts) -> str:
-    """queued | running | succeeded | partial | failed | cancelling | cancelled"""
+    """The run object's status: one of ``RunStatus``."""
     total = counts(facts.items)
     if not is_finished(facts):
         if facts.cancel_requested:
-            return "cancelling"
+            return RunStatus.CANCELLING.value
         started = total["running"] + total["succeeded"] + total["failed"] + total["cancelled"]
-        return "running" if started else "queued"
+        return (RunStatus.RUNNING if started else RunStatus.QUEUED).value
     if total["cancelled"] or facts.cancel_requested:
-        return "cancelled"
+        return RunStatus.CANCELLED.value
     if total["failed"] and total["succeeded"]:
-        return "partial"
+        return RunStatus.PARTIAL.value
     if total["failed"]:
-        return "failed"
-    return "succeeded"
+        return RunStatus.FAILED.value
+    return RunStatus.SUCCEEDED.value
 
 
 def eta_seconds(
@@ -108,13 +117,13 @@ def eta_seconds(
     durations = [
         (i.finished_at - i.started_at).total_seconds()
         for i in items
-        if i.state == "succeeded" and i.started_at and i.finished_at
+        if i.state == ItemState.SUCCEEDED and i.started_at and i.finished_at
     ]
     if not durations:
         return None
     mean = sum(durations) / len(durations)
     lanes = max(1, concurrency)
-    pending = sum(1 for i in items if i.state in ("waiting", "pending"))
+    pending = sum(1 for i in items if i.state in (ItemState.WAITING, ItemState.PENDING))
     running_left = sum(
         max(0.0, mean - (now - i.started_at).total_seconds())
         for i in items

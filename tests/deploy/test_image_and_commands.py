@@ -97,7 +97,7 @@ def test_command_names_a_real_entry_point(where: str, command: list[str]) -> Non
 
 
 def test_migration_commands_name_real_histories() -> None:
-    from services.runtime.migrate import load_history
+    from services.runtime.migrate.job import load_history
 
     for where, command in COMMANDS:
         if "services.runtime.migrate" in python_modules(command):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.runtime.migrate import load_history, main
+from services.runtime.migrate.job import load_history, main
 from tests.deploy.manifests import container_env, one, pod_spec
 
 

@@ -15,12 +15,12 @@ from sqlalchemy import select, text, update
 from contracts import root_envelope
 from contracts.backlog import Provenance
 from contracts.events import ErrorCode, Stage
+from contracts.pipeline import ItemState
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import migrate
 from services.runtime.settings import Settings
 from services.runtime.tables import outbox
 from services.runtime.work import ItemFailure, ItemRunner, NewItem, WorkItem, WorkQueue, WorkRun
-from services.runtime.work.queue import ItemState
 from services.runtime.work.tables import work_items
 from tests.support.wait import until
 

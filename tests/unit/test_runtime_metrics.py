@@ -7,9 +7,10 @@ from fastapi import FastAPI, Response
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from contracts.pipeline import ItemState
 from services.gateway.request_metrics import RequestMetrics, is_long_poll
 from services.runtime.lag import lag_of
-from services.runtime.work.queue import ItemState, stage_outcome
+from services.runtime.work.queue import stage_outcome
 
 
 def test_lag_is_end_minus_committed_per_group_and_partition_never_negative() -> None:

@@ -61,6 +61,15 @@ def test_the_shell_is_public_strict_and_holds_no_secret(client: TestClient) -> N
         "subtasks": "gpt-4o-mini",
     }
     assert config["upload"]["max_file_bytes"] == Settings().upload_max_file_bytes
+    # The page is served the pipeline's shape; its scripts spell none of it.
+    assert config["pipeline"]["stages"] == ["analysis", "epics", "stories", "subtasks"]
+    assert config["pipeline"]["scope"]["stories"] == "epics"
+    assert set(config["pipeline"]["terminal_run_statuses"]) == {
+        "succeeded",
+        "partial",
+        "failed",
+        "cancelled",
+    }
 
 
 def test_deep_links_get_the_same_shell(client: TestClient) -> None:

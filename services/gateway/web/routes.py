@@ -19,12 +19,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from contracts.pipeline import STAGE_NAMES, page_shape
 from services.runtime.settings import Settings
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 SHELL = HERE / "templates" / "index.html"
-STAGES = ("analysis", "epics", "stories", "subtasks")
 UPLOAD_EXTENSIONS = (".md", ".markdown", ".txt", ".csv", ".tsv", ".json")
 
 # The page loads nothing from elsewhere and runs no inline script: a strict policy costs
@@ -114,8 +114,9 @@ def page_config(settings: Settings) -> dict[str, Any]:
     return {
         "provider": "openai-compatible" if settings.llm_base_url else "offline",
         "models": {
-            stage: settings.llm_stage_models.get(stage, settings.llm_model) for stage in STAGES
+            stage: settings.llm_stage_models.get(stage, settings.llm_model) for stage in STAGE_NAMES
         },
+        "pipeline": page_shape(),
         "stage_models_configured": bool(settings.llm_stage_models),
         "upload": {
             "extensions": list(UPLOAD_EXTENSIONS),

@@ -7,9 +7,9 @@ call, a crash mid-item costs at most one repeated call (the lease expires and th
 claimed again), and replicas on one PostgreSQL database share the queue.
 """
 
+from contracts.pipeline import ItemState
 from services.runtime.work.queue import (
     Beat,
-    ItemState,
     NewItem,
     WorkItem,
     WorkQueue,

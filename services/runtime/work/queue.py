@@ -27,20 +27,11 @@ from contracts.events import (
     RunProgress,
     Stage,
 )
+from contracts.pipeline import ItemState
 from contracts.topics import RUNS_PROGRESS
 from services.runtime import metrics, outbox
 from services.runtime.db import dialect_insert
 from services.runtime.work.tables import work_items, work_runs
-
-
-class ItemState(StrEnum):
-    WAITING = "waiting"
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
 
 TERMINAL = (ItemState.SUCCEEDED, ItemState.FAILED, ItemState.CANCELLED)
 

@@ -134,7 +134,10 @@ export function shortId(id) {
   return String(id || "").slice(-8);
 }
 
-export const STAGES = ["analysis", "epics", "stories", "subtasks"];
+// The pipeline's shape as the server declares it (contracts/pipeline.py), served in the
+// page's configuration: stage order, scopes and terminal statuses are never spelled here.
+export const PIPELINE = JSON.parse(document.getElementById("cardflow-config")?.textContent || "{}").pipeline;
+export const STAGES = PIPELINE.stages;
 export const STAGE_LABEL = {
   pipeline: "Pipeline",
   analysis: "Analysis",
@@ -146,7 +149,7 @@ export const STAGE_LABEL = {
 export function activity(stage) {
   return stage === "analysis" ? "analysing" : "generating";
 }
-export const TERMINAL = new Set(["succeeded", "partial", "failed", "cancelled"]);
+export const TERMINAL = new Set(PIPELINE.terminal_run_statuses);
 export const STATUS_LABEL = {
   queued: "Queued",
   running: "Running",

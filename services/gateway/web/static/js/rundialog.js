@@ -3,7 +3,7 @@
 // tasks, budget). Models are set on the server; the dialog shows which each stage uses.
 
 import { api, plainError } from "./api.js";
-import { STAGE_LABEL, count, h, plural, replace, setText, uuid } from "./dom.js";
+import { PIPELINE, STAGE_LABEL, count, h, plural, replace, setText, uuid } from "./dom.js";
 
 const STAGE_CHOICES = [
   ["pipeline", "Whole pipeline", "Analysis → epics → stories → subtasks"],
@@ -12,7 +12,7 @@ const STAGE_CHOICES = [
   ["stories", "Stories", "Epics → user stories"],
   ["subtasks", "Subtasks", "Stories → subtasks"],
 ];
-const SCOPE_OF = { pipeline: "cards", analysis: "cards", epics: "cards", stories: "epics", subtasks: "stories" };
+const SCOPE_OF = PIPELINE.scope;
 const SCOPE_FIELD = { cards: "card_ids", epics: "epic_ids", stories: "story_ids" };
 
 /**

@@ -1,0 +1,5 @@
+import sys
+
+from services.runtime.migrate.job import main
+
+sys.exit(main())
