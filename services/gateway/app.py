@@ -39,7 +39,7 @@ from services.gateway.watch import RunWatch
 from services.gateway.web import router as web_router
 from services.runtime import metrics
 from services.runtime.delivery import Handler, HandlerContext
-from services.runtime.dlq import export_waiting
+from services.runtime.dlq.kafka import export_waiting
 from services.runtime.lag import export_lag
 from services.runtime.migrate import MigrationHistory
 from services.runtime.service import Service, build_service, check_ready, running

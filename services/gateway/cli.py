@@ -9,7 +9,7 @@
     cardflow health
     cardflow dlq list [--topic T] | dlq replay (--topic T | --id EVENT_ID...) [--dry-run]
 
-The ``dlq`` commands talk to Kafka, not to the gateway (``services.gateway.dlq_cli``).
+The ``dlq`` commands talk to Kafka, not to the gateway (``services.runtime.dlq.command``).
 
 Exit codes: 0 the run succeeded (or the command did what it was asked); 1 the run ended
 partial, failed or cancelled; 2 a usage error, an API error or no gateway; 130 Ctrl-C (the run
@@ -37,7 +37,7 @@ from typing import Any, TextIO
 import httpx
 
 from contracts.pipeline import RUN_STAGES
-from services.gateway import dlq_cli, quality_view
+from services.gateway import quality_view
 from services.gateway.progress_view import (
     STAGE_ORDER,
     TERMINAL_STATUSES,
@@ -49,6 +49,7 @@ from services.gateway.progress_view import (
     render_tree,
     stage_summary,
 )
+from services.runtime.dlq import command as dlq_cli
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 KEY_FILE_NAME = "api-key"

@@ -26,8 +26,9 @@ from contracts import Envelope, dead_letter_topic, root_envelope
 from contracts.topics import RUNS_PROGRESS
 from services.gateway import cli
 from services.gateway.app import create_app
-from services.runtime import dlq
 from services.runtime.delivery import HandlerContext
+from services.runtime.dlq import kafka as dlq_kafka
+from services.runtime.dlq import records as dlq_records
 from services.runtime.service import Service, build_service, running
 from services.runtime.settings import Settings
 from tests.support.infra import free_port, sqlite_url
@@ -270,7 +271,7 @@ async def test_a_dry_run_publishes_nothing(rig: Rig) -> None:
     assert f"{rig.dlq_topic}:0:0 -> {rig.topic} [0]" in out
 
     assert len(await read_all(rig.bootstrap, rig.topic)) == 1
-    ledger = rig.settings.topic(dlq.LEDGER_TOPIC)
+    ledger = rig.settings.topic(dlq_records.LEDGER_TOPIC)
     existing = await _topics(rig.bootstrap)
     assert ledger not in existing or not await read_all(rig.bootstrap, ledger)
     assert (await rig.listed())["waiting_total"] == 1
@@ -338,7 +339,7 @@ async def test_the_gateway_serves_the_counter_and_the_waiting_gauge(
                 what="the gateway's dead letter counted and waiting",
             )
             # Replayed, it fails again: two dead letters so far, one of them waiting.
-            result = await dlq.replay(settings, topics=[RUNS_PROGRESS.name])
+            result = await dlq_kafka.replay(settings, topics=[RUNS_PROGRESS.name])
             assert len(result.replays) == 1
             await until(
                 lambda: metrics_show(f"{counter} 2.0", f"{gauge} 1.0"),

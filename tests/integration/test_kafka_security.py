@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.dlq import read_dead_letters
+from services.runtime.dlq.kafka import read_dead_letters
 from services.runtime.lag import read_lag
 from services.runtime.settings import Settings
 from tests.support import infra

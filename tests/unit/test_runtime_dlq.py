@@ -12,9 +12,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from contracts import root_envelope
-from services.gateway import cli, dlq_cli
-from services.runtime import dlq
+from services.gateway import cli
 from services.runtime.delivery import DeadLetter, carried_headers, dead_letter_headers
+from services.runtime.dlq import command as dlq_cli
+from services.runtime.dlq import kafka as dlq_kafka
+from services.runtime.dlq import records as dlq_records
 
 PREFIX = "env1."
 TOPIC = f"{PREFIX}cardflow.cards.analyzed.v1"
@@ -58,10 +60,10 @@ def letter(
     original_offset: int | None = None,
     consumer: str = "env1.gateway.cardflow.cards.analyzed.v1",
     dlq_topic: str = DLQ,
-) -> dlq.DeadLetterRecord:
+) -> dlq_records.DeadLetterRecord:
     if value is None:
         value = sample_envelope(f"card-{offset}").to_bytes() if event else b"{not json"
-    return dlq.parse_dead_letter(
+    return dlq_records.parse_dead_letter(
         dlq_topic,
         0,
         offset,
@@ -81,7 +83,7 @@ def letter(
 def test_a_dead_letter_of_the_delivery_wrapper_parses_with_its_envelope() -> None:
     sent = sample_envelope()
     original = {"correlation_id": sent.correlation_id, "ce_id": sent.id}
-    parsed = dlq.parse_dead_letter(
+    parsed = dlq_records.parse_dead_letter(
         DLQ, 2, 41, b"card-1", sent.to_bytes(), dlq_headers(original=original, partition=1)
     )
     assert parsed.ref == f"{DLQ}:2:41"
@@ -104,10 +106,10 @@ def test_a_dead_letter_of_the_delivery_wrapper_parses_with_its_envelope() -> Non
 
 
 def test_a_poison_dead_letter_has_no_event_and_foreign_records_fall_back() -> None:
-    poison = dlq.parse_dead_letter(DLQ, 0, 3, None, b"{this is not json", dlq_headers())
+    poison = dlq_records.parse_dead_letter(DLQ, 0, 3, None, b"{this is not json", dlq_headers())
     assert (poison.event_id, poison.event_type) == (None, None)
     assert poison.as_json()["value_preview"] == "{this is not json"
-    bare = dlq.parse_dead_letter(DLQ, 0, 4, None, None, [], timestamp_ms=0)
+    bare = dlq_records.parse_dead_letter(DLQ, 0, 4, None, None, [], timestamp_ms=0)
     assert bare.original_topic == TOPIC
     assert (bare.code, bare.attempts, bare.original_offset) == ("unknown", None, None)
     assert bare.time.startswith("1970-01-01")
@@ -130,7 +132,7 @@ def test_a_dead_letter_keeps_the_original_headers_but_not_an_earlier_failure() -
 
 
 def test_a_replay_publishes_the_original_headers_and_names_its_dead_letter() -> None:
-    parsed = dlq.parse_dead_letter(
+    parsed = dlq_records.parse_dead_letter(
         DLQ,
         0,
         9,
@@ -138,7 +140,7 @@ def test_a_replay_publishes_the_original_headers_and_names_its_dead_letter() -> 
         b"v",
         [*dlq_headers(original={"correlation_id": "run-1"}), ("cardflow_replay_of", b"old:0:1")],
     )
-    assert dlq.replay_headers(parsed) == [
+    assert dlq_records.replay_headers(parsed) == [
         ("correlation_id", b"run-1"),
         ("cardflow_replay_of", f"{DLQ}:0:9".encode()),
     ]
@@ -149,19 +151,19 @@ def test_a_replay_publishes_the_original_headers_and_names_its_dead_letter() -> 
 
 def test_the_ledger_keeps_the_last_record_per_ref_and_forgets_on_a_tombstone() -> None:
     one, two = letter(1), letter(2)
-    first = dlq.Replay("t1", TOPIC, 0, 10)
+    first = dlq_records.Replay("t1", TOPIC, 0, 10)
     records = [
-        dlq.ledger_record(one, first),
-        dlq.ledger_record(two, dlq.Replay("t1", TOPIC, 0, 11)),
+        dlq_records.ledger_record(one, first),
+        dlq_records.ledger_record(two, dlq_records.Replay("t1", TOPIC, 0, 11)),
         (two.ref.encode(), None),
         (b"other.dlq:0:5", b"not json"),
         (None, b"{}"),
     ]
-    ledger = dlq.parse_ledger(records)
+    ledger = dlq_records.parse_ledger(records)
     assert ledger[one.ref] == first
     assert two.ref not in ledger
-    assert ledger["other.dlq:0:5"] == dlq.Replay("", "", None, None)  # a doubt: replayed
-    marked = dlq.with_replays([one, two], ledger)
+    assert ledger["other.dlq:0:5"] == dlq_records.Replay("", "", None, None)  # a doubt: replayed
+    marked = dlq_records.with_replays([one, two], ledger)
     assert [m.waiting for m in marked] == [False, True]
     assert marked[0].as_json()["replayed"] == {
         "at": "t1",
@@ -176,22 +178,24 @@ def test_the_ledger_keeps_the_last_record_per_ref_and_forgets_on_a_tombstone() -
 
 def test_topics_are_selected_with_or_without_the_prefix_and_as_topic_or_dlq() -> None:
     for asked in (TOPIC, DLQ, "cardflow.cards.analyzed.v1", "cardflow.cards.analyzed.v1.dlq"):
-        assert dlq.dlq_topic_selected(DLQ, [asked], PREFIX), asked
-    assert dlq.dlq_topic_selected(DLQ, [], PREFIX)
-    assert not dlq.dlq_topic_selected(DLQ, ["cardflow.epics.generated.v1"], PREFIX)
-    assert not dlq.dlq_topic_selected("env2.cardflow.cards.analyzed.v1.dlq", [], PREFIX)
-    assert not dlq.dlq_topic_selected(TOPIC, [], PREFIX)
+        assert dlq_records.dlq_topic_selected(DLQ, [asked], PREFIX), asked
+    assert dlq_records.dlq_topic_selected(DLQ, [], PREFIX)
+    assert not dlq_records.dlq_topic_selected(DLQ, ["cardflow.epics.generated.v1"], PREFIX)
+    assert not dlq_records.dlq_topic_selected("env2.cardflow.cards.analyzed.v1.dlq", [], PREFIX)
+    assert not dlq_records.dlq_topic_selected(TOPIC, [], PREFIX)
 
 
 def test_replay_by_topic_takes_the_waiting_ones_and_one_message_per_event() -> None:
     a = letter(1)
     # The same event dead-lettered by a second consumer group of the topic: one copy.
-    a_again = dlq.parse_dead_letter(
+    a_again = dlq_records.parse_dead_letter(
         DLQ, 0, 2, b"k", a.value, dlq_headers(offset=1, consumer="env1.epics.x")
     )
-    done = dlq.with_replays([letter(3)], {f"{DLQ}:0:3": dlq.Replay("t", TOPIC, 0, 99)})[0]
+    done = dlq_records.with_replays(
+        [letter(3)], {f"{DLQ}:0:3": dlq_records.Replay("t", TOPIC, 0, 99)}
+    )[0]
     other = letter(4, dlq_topic="env1.cardflow.epics.generated.v1.dlq")
-    plan = dlq.plan_replay(
+    plan = dlq_records.plan_replay(
         [a, a_again, done, other], topics=["cardflow.cards.analyzed.v1"], prefix=PREFIX
     )
     assert plan.groups == ((a, a_again),)
@@ -203,19 +207,19 @@ def test_poison_is_one_message_per_original_place() -> None:
     first = letter(1, event=False, original_offset=50)
     twice = letter(2, event=False, original_offset=50)  # a dead letter written twice
     other = letter(3, event=False, original_offset=51)
-    plan = dlq.plan_replay([first, twice, other], topics=[TOPIC], prefix=PREFIX)
+    plan = dlq_records.plan_replay([first, twice, other], topics=[TOPIC], prefix=PREFIX)
     assert plan.groups == ((first, twice), (other,))
 
 
 def test_replay_by_id_matches_event_ids_and_refs_and_reports_the_unknown() -> None:
     a, b, poison = letter(1), letter(2), letter(3, event=False)
-    plan = dlq.plan_replay([a, b, poison], ids=[str(b.event_id), poison.ref], prefix=PREFIX)
+    plan = dlq_records.plan_replay([a, b, poison], ids=[str(b.event_id), poison.ref], prefix=PREFIX)
     assert plan.groups == ((b,), (poison,))
     assert plan.unknown_ids == ()
-    missing = dlq.plan_replay([a], ids=["nope", str(a.event_id), "nope"])
+    missing = dlq_records.plan_replay([a], ids=["nope", str(a.event_id), "nope"])
     assert missing.unknown_ids == ("nope",)
-    replayed = dlq.with_replays([a], {a.ref: dlq.Replay("t", TOPIC, 0, 1)})
-    again = dlq.plan_replay(replayed, ids=[str(a.event_id)])
+    replayed = dlq_records.with_replays([a], {a.ref: dlq_records.Replay("t", TOPIC, 0, 1)})
+    again = dlq_records.plan_replay(replayed, ids=[str(a.event_id)])
     assert (again.groups, again.already_replayed, again.unknown_ids) == ((), tuple(replayed), ())
 
 
@@ -224,8 +228,10 @@ def test_replay_by_id_matches_event_ids_and_refs_and_reports_the_unknown() -> No
 
 def test_waiting_is_counted_per_original_topic_with_zeros() -> None:
     epics_dlq = "env1.cardflow.epics.generated.v1.dlq"
-    done = dlq.with_replays([letter(3)], {f"{DLQ}:0:3": dlq.Replay("t", TOPIC, 0, 9)})[0]
-    found = dlq.DeadLetters((DLQ, epics_dlq), (letter(1), letter(2), done))
+    done = dlq_records.with_replays(
+        [letter(3)], {f"{DLQ}:0:3": dlq_records.Replay("t", TOPIC, 0, 9)}
+    )[0]
+    found = dlq_records.DeadLetters((DLQ, epics_dlq), (letter(1), letter(2), done))
     assert found.waiting_by_topic() == {TOPIC: 2, "env1.cardflow.epics.generated.v1": 0}
 
 
@@ -235,9 +241,9 @@ def test_the_gauge_follows_the_scans_and_drops_deleted_topics() -> None:
     def value(topic: str) -> float | None:
         return REGISTRY.get_sample_value("cardflow_dead_letters_waiting", {"topic": topic})
 
-    exported = dlq.set_waiting_gauge({gone: 2, kept: 1}, set())
+    exported = dlq_kafka.set_waiting_gauge({gone: 2, kept: 1}, set())
     assert (value(gone), value(kept)) == (2.0, 1.0)
-    exported = dlq.set_waiting_gauge({kept: 0}, exported)
+    exported = dlq_kafka.set_waiting_gauge({kept: 0}, exported)
     assert (value(gone), value(kept), exported) == (None, 0.0, {kept})
 
 
@@ -279,7 +285,7 @@ def test_dlq_settings_come_from_the_kafka_environment() -> None:
         }
     )
     assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
-    assert settings.topic(dlq.LEDGER_TOPIC) == "staging.cardflow.dlq.replayed.v1"
+    assert settings.topic(dlq_records.LEDGER_TOPIC) == "staging.cardflow.dlq.replayed.v1"
     assert settings.kafka_replication_factor == 3
     # The cluster's security, as the services connect.
     assert settings.kafka_security_protocol == "SASL_SSL"
@@ -289,8 +295,10 @@ def test_dlq_settings_come_from_the_kafka_environment() -> None:
 def test_list_output_says_why_and_what_waits() -> None:
     poison = letter(1, event=False)
     a = letter(2)
-    done = dlq.with_replays([letter(3)], {f"{DLQ}:0:3": dlq.Replay("t9", TOPIC, 0, 9)})[0]
-    found = dlq.DeadLetters((DLQ,), (poison, a, done))
+    done = dlq_records.with_replays(
+        [letter(3)], {f"{DLQ}:0:3": dlq_records.Replay("t9", TOPIC, 0, 9)}
+    )[0]
+    found = dlq_records.DeadLetters((DLQ,), (poison, a, done))
     text = "\n".join(dlq_cli.list_lines(found))
     assert f"{DLQ}:0:1  waiting" in text
     assert "internal after 5 attempt(s): ConnectionError: database blip" in text
@@ -303,21 +311,27 @@ def test_list_output_says_why_and_what_waits() -> None:
     assert f"{DLQ}:0:3" not in waiting_only
     as_json = dlq_cli.list_json(found)
     assert (as_json["total"], as_json["waiting_total"], as_json["waiting"]) == (3, 2, {TOPIC: 2})
-    assert dlq_cli.list_lines(dlq.DeadLetters((), ())) == ["no dead letters (0 .dlq topics read)"]
+    assert dlq_cli.list_lines(dlq_records.DeadLetters((), ())) == [
+        "no dead letters (0 .dlq topics read)"
+    ]
 
 
 def test_replay_output() -> None:
     a, b = letter(1), letter(2)
-    done = dlq.with_replays([letter(3)], {f"{DLQ}:0:3": dlq.Replay("t9", TOPIC, 0, 9)})[0]
-    plan = dlq.plan_replay([a, b, done], topics=[TOPIC])
-    dry = dlq.ReplayResult(plan, (), dry_run=True)
+    done = dlq_records.with_replays(
+        [letter(3)], {f"{DLQ}:0:3": dlq_records.Replay("t9", TOPIC, 0, 9)}
+    )[0]
+    plan = dlq_records.plan_replay([a, b, done], topics=[TOPIC])
+    dry = dlq_kafka.ReplayResult(plan, (), dry_run=True)
     assert dlq_cli.replay_lines(dry)[0] == "would replay 2 message(s); nothing was published:"
     assert json.loads(json.dumps(dlq_cli.replay_json(dry)))["messages"][0]["to"] is None
-    copies = (dlq.Replay("t", TOPIC, 0, 20), dlq.Replay("t", TOPIC, 0, 21))
-    done_result = dlq.ReplayResult(plan, copies, dry_run=False)
+    copies = (dlq_records.Replay("t", TOPIC, 0, 20), dlq_records.Replay("t", TOPIC, 0, 21))
+    done_result = dlq_kafka.ReplayResult(plan, copies, dry_run=False)
     text = dlq_cli.replay_lines(done_result)
     assert text[0] == "replayed 2 message(s):"
     assert f"  {a.ref} -> {TOPIC} [0] @20  event {a.event_id}" in text
     assert text[-2:] == ["already replayed (not again):", f"  {done.ref} at t9"]
-    nothing = dlq.ReplayResult(dlq.plan_replay([done], topics=[TOPIC]), (), dry_run=False)
+    nothing = dlq_kafka.ReplayResult(
+        dlq_records.plan_replay([done], topics=[TOPIC]), (), dry_run=False
+    )
     assert dlq_cli.replay_lines(nothing)[0] == "nothing to replay: no waiting dead letter matches"

@@ -3,8 +3,8 @@
 Unlike the rest of the CLI they talk to Kafka directly, not to the gateway's tenant API: dead
 letters belong to no tenant, and an operator needs them most when the gateway is what fails.
 Where Kafka is comes from the services' own settings (``CARDFLOW_KAFKA_BOOTSTRAP_SERVERS``,
-``CARDFLOW_KAFKA_TOPIC_PREFIX``). The work is ``services.runtime.dlq``; this module parses
-arguments and prints.
+``CARDFLOW_KAFKA_TOPIC_PREFIX``). The work is ``records`` and ``kafka`` beside this module;
+this one parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -19,27 +19,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     # Imported when a dlq command runs (see run()): Kafka's and the runtime's modules take
     # a second to load, which every other `cardflow` command would pay for nothing.
-    from services.runtime import dlq
+    from services.runtime.dlq import kafka as dlq_kafka
+    from services.runtime.dlq import records as dlq_records
     from services.runtime.settings import Settings
 
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 MESSAGE_CHARS = 300
-
-_ENV = {
-    field: f"CARDFLOW_{field.upper()}"
-    for field in (
-        "kafka_bootstrap_servers",
-        "kafka_topic_prefix",
-        "kafka_replication_factor",
-        "kafka_security_protocol",
-        "kafka_sasl_mechanism",
-        "kafka_sasl_username",
-        "kafka_sasl_password",
-        "kafka_ssl_cafile",
-    )
-}
 
 
 def add_parser(
@@ -104,7 +91,10 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     """The services' settings; the Kafka variables of ``env`` win over the process's."""
     from services.runtime.settings import Settings
 
-    overrides: dict[str, Any] = {field: env[var] for field, var in _ENV.items() if var in env}
+    # The Kafka settings under the names the services read them by (the settings' own).
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    names = {f: f"{prefix}{f.upper()}" for f in Settings.model_fields if f.startswith("kafka_")}
+    overrides: dict[str, Any] = {field: env[var] for field, var in names.items() if var in env}
     return Settings(service_name="cardflow-dlq", **overrides)
 
 
@@ -123,7 +113,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Tex
     from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
     from pydantic import ValidationError
 
-    from services.runtime import dlq
+    from services.runtime.dlq import kafka as dlq_kafka
 
     try:
         settings = settings_from(env)
@@ -132,7 +122,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Tex
         return EXIT_ERROR
     try:
         if args.dlq_command == "list":
-            found = asyncio.run(dlq.read_dead_letters(settings, args.topic))
+            found = asyncio.run(dlq_kafka.read_dead_letters(settings, args.topic))
             lines = (
                 [json.dumps(list_json(found, waiting_only=args.waiting), indent=2)]
                 if args.json
@@ -141,7 +131,9 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: Tex
             _print(out, lines)
             return EXIT_OK
         result = asyncio.run(
-            dlq.replay(settings, topics=args.topic or (), ids=args.ids or (), dry_run=args.dry_run)
+            dlq_kafka.replay(
+                settings, topics=args.topic or (), ids=args.ids or (), dry_run=args.dry_run
+            )
         )
     except (ProducerFenced, InvalidProducerEpoch):
         err.write(
@@ -190,7 +182,7 @@ def _where(topic: str, partition: int | None, offset: int | None) -> str:
     )
 
 
-def letter_lines(letter: dlq.DeadLetterRecord) -> list[str]:
+def letter_lines(letter: dlq_records.DeadLetterRecord) -> list[str]:
     if letter.replayed is None:
         state = "waiting"
     else:
@@ -213,11 +205,13 @@ def letter_lines(letter: dlq.DeadLetterRecord) -> list[str]:
     return lines
 
 
-def _shown(found: dlq.DeadLetters, waiting_only: bool) -> list[dlq.DeadLetterRecord]:
+def _shown(
+    found: dlq_records.DeadLetters, waiting_only: bool
+) -> list[dlq_records.DeadLetterRecord]:
     return [letter for letter in found.letters if letter.waiting or not waiting_only]
 
 
-def list_lines(found: dlq.DeadLetters, *, waiting_only: bool = False) -> list[str]:
+def list_lines(found: dlq_records.DeadLetters, *, waiting_only: bool = False) -> list[str]:
     shown = _shown(found, waiting_only)
     lines: list[str] = []
     for letter in shown:
@@ -234,7 +228,7 @@ def list_lines(found: dlq.DeadLetters, *, waiting_only: bool = False) -> list[st
     return lines
 
 
-def list_json(found: dlq.DeadLetters, *, waiting_only: bool = False) -> dict[str, Any]:
+def list_json(found: dlq_records.DeadLetters, *, waiting_only: bool = False) -> dict[str, Any]:
     counts = found.waiting_by_topic()
     return {
         "dead_letters": [letter.as_json() for letter in _shown(found, waiting_only)],
@@ -244,7 +238,7 @@ def list_json(found: dlq.DeadLetters, *, waiting_only: bool = False) -> dict[str
     }
 
 
-def replay_lines(result: dlq.ReplayResult) -> list[str]:
+def replay_lines(result: dlq_kafka.ReplayResult) -> list[str]:
     plan = result.plan
     lines: list[str] = []
     if not plan.groups:
@@ -269,13 +263,13 @@ def replay_lines(result: dlq.ReplayResult) -> list[str]:
     return lines
 
 
-def _what(letter: dlq.DeadLetterRecord) -> str:
+def _what(letter: dlq_records.DeadLetterRecord) -> str:
     return f"event {letter.event_id}" if letter.event_id else "(no envelope)"
 
 
-def replay_json(result: dlq.ReplayResult) -> dict[str, Any]:
+def replay_json(result: dlq_kafka.ReplayResult) -> dict[str, Any]:
     plan = result.plan
-    copies: Sequence[dlq.Replay | None] = result.replays or [None] * len(plan.groups)
+    copies: Sequence[dlq_records.Replay | None] = result.replays or [None] * len(plan.groups)
     return {
         "dry_run": result.dry_run,
         "messages": [
