@@ -230,7 +230,7 @@ def title(statement: Statement, section: str = "") -> str:
     phrase = _title_phrase(statement)
     if not phrase:
         phrase = _section_title(section)
-    return _finish_title(phrase) or "Story"
+    return _finish_title(phrase) or "Untitled story"
 
 
 def _title_phrase(statement: Statement) -> str:

@@ -98,8 +98,34 @@ def validate(epic: Epic) -> Callable[[StoriesDraft], None]:
                 raise ValueError(f"story {number} cites no requirement id")
             if not any(_filled(c) for c in story.acceptance_criteria):
                 raise ValueError(f"story {number} has no acceptance criteria")
+            placeholder = next(
+                (
+                    name
+                    for name in ("title", "as_a", "i_want", "so_that")
+                    if _is_placeholder(getattr(story, name))
+                ),
+                None,
+            )
+            if placeholder is not None:
+                raise ValueError(
+                    f"story {number}'s {placeholder} is a placeholder (a field's name), not "
+                    "text; write what the story is about"
+                )
 
     return check
+
+
+_PLACEHOLDERS = frozenset(
+    " ".join(name.split("_"))
+    for name in (*DraftStory.model_fields, "story", "user_story")
+) | {"goal", "epic", "summary", "description", "persona"}
+
+
+def _is_placeholder(text: str) -> bool:
+    """A value that is a field's own name ("Story", "as_a", "title"): what a small model
+    writes when it echoes the schema instead of filling it in."""
+    folded = " ".join(text.replace("_", " ").replace("-", " ").lower().split()).strip(" .:")
+    return folded in _PLACEHOLDERS
 
 
 def _filled(criterion: DraftCriterion) -> bool:

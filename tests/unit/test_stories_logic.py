@@ -309,3 +309,24 @@ def test_in_context_carries_the_storys_own_requirements() -> None:
     context = logic.in_context(subject, mapped)
     assert context.epic_title == subject.title
     assert [r.text for r in context.requirements] == [REQUIREMENTS[2], REQUIREMENTS[0]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Story"),
+        ("title", "user_story"),
+        ("as_a", "as_a"),
+        ("title", "Goal"),
+        ("so_that", "so that"),
+    ],
+)
+def test_a_field_filled_with_a_fields_name_is_invalid(field: str, value: str) -> None:
+    """Gemma 3 270M wrote stories titled "Story" and personas "as_a" (measured in the quality
+    bench): echoing the schema is asked to be repaired, never kept as a story."""
+    subject = epic(REQUIREMENTS[0])
+    draft = StoriesDraft(stories=[story(**{field: value})])
+    with pytest.raises(ValueError, match=f"story 1's {field} is a placeholder"):
+        logic.validate(subject)(draft)
+    # A real persona "user" and a title that merely starts with a field's word are fine.
+    logic.validate(subject)(StoriesDraft(stories=[story(as_a="user", title="Story export")]))
