@@ -116,8 +116,7 @@ def validate(epic: Epic) -> Callable[[StoriesDraft], None]:
 
 
 _PLACEHOLDERS = frozenset(
-    " ".join(name.split("_"))
-    for name in (*DraftStory.model_fields, "story", "user_story")
+    " ".join(name.split("_")) for name in (*DraftStory.model_fields, "story", "user_story")
 ) | {"goal", "epic", "summary", "description", "persona"}
 
 
