@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from contracts.backlog import CardAnalysis, Requirement
-from services.runtime.keywords import jaccard, keywords
+from services.epics.keywords import jaccard, keywords
 from services.runtime.restatements import originals
 from services.runtime.text import shorten, stable_id
 

@@ -1,4 +1,5 @@
-"""Salient words of a text, for the offline drafts' grouping and titles (pure)."""
+"""Salient words of a text, for the epics stage's offline grouping and titles (pure; it lived in
+the runtime, though no other stage uses it)."""
 
 from __future__ import annotations
 
