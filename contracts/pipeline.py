@@ -68,6 +68,15 @@ TERMINAL_ITEM_STATES: Final[frozenset[ItemState]] = frozenset(
 )
 
 
+class AnalysisStatus(StrEnum):
+    """A card's ``analysis_status`` in the API: pending → analyzing → analyzed | failed."""
+
+    PENDING = "pending"
+    ANALYZING = "analyzing"
+    ANALYZED = "analyzed"
+    FAILED = "failed"
+
+
 class RunStatus(StrEnum):
     """The run object's ``status`` (DESIGN.md)."""
 

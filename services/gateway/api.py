@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import new_event_id
-from services.gateway import commands, controls, export, ingest, quality_api, queries
+from contracts.pipeline import ACTIVE_RUN_STATUSES
+from services.gateway import commands, controls, export, ingest, quality_api
 from services.gateway.auth import tenant_of
 from services.gateway.problems import Problem
-from services.gateway.tables import uploads as uploads_table
+from services.gateway.readmodel import queries
+from services.gateway.readmodel.tables import uploads as uploads_table
 
 router = APIRouter(prefix="/v1")
 Tenant = Annotated[str, Depends(tenant_of)]
@@ -246,7 +248,7 @@ async def cancel_run(run_id: str, request: Request, response: Response, tenant: 
     await _gate(request).cancel_run(run_id)
     async with sessions.begin() as session:
         row = await queries.run_row(session, tenant, run_id)
-        if row.status in ("queued", "running", "cancelling"):
+        if row.status in ACTIVE_RUN_STATUSES:
             await controls.cancel(session, row)
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)

@@ -32,10 +32,10 @@ from contracts.topics import (
 )
 from services.gateway.api import router
 from services.gateway.problem_handlers import install_problem_handlers
-from services.gateway.projection import Projection
 from services.gateway.quality_api import router as quality_router
+from services.gateway.readmodel.projection import Projection
+from services.gateway.readmodel.watch import RunWatch
 from services.gateway.request_metrics import RequestMetrics
-from services.gateway.watch import RunWatch
 from services.gateway.web import router as web_router
 from services.runtime import metrics
 from services.runtime.delivery import Handler, HandlerContext

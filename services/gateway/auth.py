@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway import api_keys
-from services.gateway.tables import api_keys as api_keys_table
+from services.gateway.readmodel.tables import api_keys as api_keys_table
 
 
 async def tenant_of(request: Request) -> str:

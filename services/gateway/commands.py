@@ -25,7 +25,7 @@ from contracts.events import (
     StoryInContext,
     SubtasksRequested,
 )
-from contracts.pipeline import PIPELINE, STAGE_NAMES
+from contracts.pipeline import PIPELINE, STAGE_NAMES, AnalysisStatus, RunStatus
 from contracts.topics import (
     ANALYSIS_REQUESTED,
     CARDS_SUBMITTED,
@@ -34,8 +34,8 @@ from contracts.topics import (
     SUBTASKS_REQUESTED,
 )
 from services.gateway.problems import Problem
-from services.gateway.projection import add_item
-from services.gateway.tables import cards, epics, idempotency, projects, runs, stories
+from services.gateway.readmodel.items import Announced, announce
+from services.gateway.readmodel.tables import cards, epics, idempotency, projects, runs, stories
 from services.runtime import metrics
 from services.runtime.outbox import enqueue
 from services.runtime.tracing import run_span
@@ -112,7 +112,7 @@ async def add_cards(
                 external_id=card.external_id,
                 upload_id=upload_id,
                 position=position,
-                analysis_status="pending",
+                analysis_status=AnalysisStatus.PENDING.value,
                 created_at=_now(),
             )
         )
@@ -197,7 +197,7 @@ async def create_run(
             tenant_id=tenant,
             project_id=project_id,
             stage=stage,
-            status="queued",
+            status=RunStatus.QUEUED.value,
             options=options.model_dump_json(),
             scope=body.scope.model_dump_json(),
             stages_finished="[]",
@@ -264,8 +264,9 @@ async def _start_analysis(
     rows = await _project_rows(session, cards, project_id, "card_id", body.scope.card_ids)
     if not rows:
         raise Problem("no_cards", "The project has no cards to work on; add or upload some first.")
-    for row in rows:
-        await add_item(session, run_id, "analysis", row.card_id, row.title)
+    # Shown from the run's first poll; the stage announces the same items when it opens
+    # the run (``announce`` adds each once).
+    await announce(session, run_id, "analysis", [Announced(r.card_id, r.title) for r in rows])
     command = AnalysisRequested(
         run_id=run_id,
         project_id=project_id,
@@ -282,7 +283,9 @@ async def _start_epics(
     session: AsyncSession, tenant: str, project_id: str, run_id: str, body: RunCreate
 ) -> None:
     rows = await _project_rows(session, cards, project_id, "card_id", body.scope.card_ids)
-    analysed = [r for r in rows if r.analysis_status == "analyzed" and r.analysis_version]
+    analysed = [
+        r for r in rows if r.analysis_status == AnalysisStatus.ANALYZED and r.analysis_version
+    ]
     if not analysed:
         raise _scope_problem("No analysed cards in scope: run the analysis stage first.")
     command = EpicsRequested(
@@ -305,8 +308,7 @@ async def _start_stories(
     if not rows:
         raise _scope_problem("No epics in scope: run the epics stage first.")
     found = [Epic.model_validate_json(r.epic) for r in rows]
-    for epic in found:
-        await add_item(session, run_id, "stories", epic.epic_id, epic.title)
+    await announce(session, run_id, "stories", [Announced(e.epic_id, e.title) for e in found])
     command = StoriesRequested(
         run_id=run_id,
         project_id=project_id,
@@ -344,7 +346,8 @@ async def _start_subtasks(
                 requirements=[r for r in epic.requirements if r.id in wanted],
             )
         )
-        await add_item(session, run_id, "subtasks", story.story_id, story.title)
+    listed = [Announced(s.story.story_id, s.story.title) for s in in_context]
+    await announce(session, run_id, "subtasks", listed)
     command = SubtasksRequested(
         run_id=run_id,
         project_id=project_id,

@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import root_envelope
 from contracts.events import ControlAction, RunControl
+from contracts.pipeline import ItemState
 from contracts.topics import RUNS_CONTROL
-from services.gateway import runview
 from services.gateway.problems import Problem
-from services.gateway.projection import touch_run
-from services.gateway.tables import runs
+from services.gateway.readmodel import runview
+from services.gateway.readmodel.runs import touch_run
+from services.gateway.readmodel.tables import runs
 from services.runtime.outbox import enqueue
 from services.runtime.tracing import run_span
 
@@ -36,7 +37,7 @@ def check_retry(row: Any, counts: dict[str, int]) -> None:
             "run_active",
             f"Run {row.run_id} is {row.status}: cancel it or let it finish before a retry.",
         )
-    if not counts["failed"] and not counts["cancelled"]:
+    if not counts[ItemState.FAILED] and not counts[ItemState.CANCELLED]:
         raise Problem("nothing_to_retry", f"Run {row.run_id} has no failed or cancelled items.")
 
 

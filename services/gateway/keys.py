@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway.api_keys import generate_key
 from services.gateway.app import MIGRATIONS
-from services.gateway.tables import api_keys
+from services.gateway.readmodel.tables import api_keys
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import migrate
 from services.runtime.settings import settings_for

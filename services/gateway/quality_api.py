@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.gateway import export, quality, queries
+from services.gateway import export, quality
 from services.gateway.auth import tenant_of
+from services.gateway.readmodel import queries
 
 router = APIRouter(prefix="/v1", tags=["quality"])
 Tenant = Annotated[str, Depends(tenant_of)]

@@ -22,11 +22,11 @@ from contracts.events import (
     Stage,
     SubtasksGenerated,
 )
-from services.gateway import queries
 from services.gateway.app import MIGRATIONS
-from services.gateway.projection import Projection
-from services.gateway.tables import epics, run_log, runs, subtasks
-from services.gateway.watch import RunWatch
+from services.gateway.readmodel import queries
+from services.gateway.readmodel.projection import Projection
+from services.gateway.readmodel.tables import epics, run_log, runs, subtasks
+from services.gateway.readmodel.watch import RunWatch
 from services.runtime.db import make_engine, make_sessions
 from services.runtime.migrate import migrate
 from tests.support.wait import until

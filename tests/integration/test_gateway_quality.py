@@ -26,8 +26,8 @@ from contracts.backlog import (
 from contracts.events import CardAnalyzed, EpicGenerated, StoriesGenerated, SubtasksGenerated
 from services.gateway import commands
 from services.gateway.app import MIGRATIONS, create_app
-from services.gateway.projection import Projection
-from services.gateway.watch import RunWatch
+from services.gateway.readmodel.projection import Projection
+from services.gateway.readmodel.watch import RunWatch
 from services.runtime.migrate import migrate
 from services.runtime.settings import Settings
 from tests.unit.gateway_samples import epic, story, subtask

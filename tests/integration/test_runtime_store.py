@@ -176,8 +176,8 @@ def _service_histories() -> list[tuple[MigrationHistory, MetaData]]:
     from services.analysis.app import MIGRATIONS as ANALYSIS
     from services.epics import store as epics_store
     from services.epics.app import MIGRATIONS as EPICS
-    from services.gateway import tables as gateway_tables
     from services.gateway.app import MIGRATIONS as GATEWAY
+    from services.gateway.readmodel import tables as gateway_tables
     from services.runtime.fleet import FLEET_HISTORY
     from services.runtime.fleet.tables import fleet_metadata
     from services.stories import store as stories_store

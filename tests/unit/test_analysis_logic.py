@@ -193,8 +193,8 @@ def test_author_criteria_travel_with_their_requirement() -> None:
     "worst", ["-" + " " * 199_999, "1." + " " * 199_999 + "x", "." + " " * 199_999 + "a"]
 )
 def test_segments_are_linear_on_their_worst_input(worst: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     segments(worst)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"segments on {len(worst)} characters: {elapsed:.4f} s")
     assert elapsed < 0.5

@@ -169,9 +169,9 @@ def test_grouping_is_near_linear(cards_count: int) -> None:
         path = ["Big spec", f"Area {n // 50}"]
         container = n % 5 == 0
         cards.append(card(f"c{n}", "Requirements" if container else f"Feature {n}", path, texts, n))
-    started = time.perf_counter()
+    started = time.process_time()
     epics = logic.group("p1", cards)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"{cards_count} cards ({cards_count * 3} requirements) grouped in {elapsed:.2f} s")
     assert sum(len(g.requirement_ids) for g in epics) == cards_count * 3
     assert elapsed < 2.0
@@ -187,9 +187,9 @@ def test_grouping_is_near_linear(cards_count: int) -> None:
     ],
 )
 def test_heading_names_are_linear_on_their_worst_input(worst: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     grouping.heading_name(worst)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"heading_name on {len(worst)} characters: {elapsed:.4f} s")
     assert elapsed < 0.5
 

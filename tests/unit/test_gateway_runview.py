@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.gateway.runview import (
+from services.gateway.readmodel.runview import (
     ItemView,
     RunFacts,
     counts,

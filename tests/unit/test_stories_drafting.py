@@ -609,10 +609,10 @@ def test_the_draft_is_deterministic() -> None:
     ],
 )
 def test_reading_the_worst_text_stays_linear(worst: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     statements.read(worst)
     draft_of(requirement(1, worst))
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"{len(worst)} characters read and drafted in {elapsed:.3f} s")
     assert elapsed < 1.0
 

@@ -199,8 +199,8 @@ def test_the_worst_text_is_planned_in_linear_time(worst: str) -> None:
         [criterion("a user", worst + "x", worst + "x")],
         worst + "x",
     )
-    started = time.perf_counter()
+    started = time.process_time()
     logic.offline_draft(planned, DEFAULTS)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"{len(worst)} characters planned in {elapsed:.3f} s")
     assert elapsed < 1.0

@@ -88,9 +88,9 @@ def test_a_genuine_replacement_character_is_not_counted_as_a_bad_byte() -> None:
 
 def test_a_5_mb_file_with_bad_bytes_is_judged_in_linear_time() -> None:
     data = "\u00e9t\u00e9 ".encode() * 1_000_000 + b"\xff"
-    started = time.perf_counter()
+    started = time.process_time()
     error = refused(data, CSV)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"5 MB of UTF-8 with one bad byte: {elapsed:.3f} s")
     assert error.extra["offset"] == len(data) - 1
     assert elapsed < 1.0

@@ -106,10 +106,10 @@ def test_criteria_already_written_in_the_body_are_not_appended_again() -> None:
 
 def test_a_card_whose_criteria_cannot_fit_is_refused_before_they_are_parsed() -> None:
     text = json.dumps([{"title": "t", "body": "word " * 400_000, "criteria": ["x"] * 1_000_000}])
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(UploadError) as caught:
         read(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"1,000,000 criteria and a 2 MB body: {elapsed:.3f} s")
     assert (caught.value.code, caught.value.status) == ("card_too_long", 422)
     assert "item [0] ('t')" in caught.value.detail
@@ -315,10 +315,10 @@ def test_trello_board_lists_are_heading_paths_checklists_criteria_archived_skipp
 
 def test_a_5_mb_body_is_judged_in_linear_time() -> None:
     text = json.dumps([{"title": "big", "body": "word " * 1_000_000}])
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(UploadError) as caught:
         read(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     print(f"5 MB JSON body: {elapsed:.3f} s")
     assert caught.value.code == "card_too_long"
     assert elapsed < 1.0

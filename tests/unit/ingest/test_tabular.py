@@ -378,10 +378,10 @@ def test_csv_cell_over_the_csv_modules_own_cap_is_card_too_long() -> None:
 
 
 def timed(text: str) -> float:
-    started = time.perf_counter()
+    started = time.process_time()
     with contextlib.suppress(UploadError):
         read(text)
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.backlog import CardAnalysis, Epic, Story, Subtask
-from services.gateway import quality, runview
+from contracts.pipeline import AnalysisStatus, ItemState
+from services.gateway import quality
 from services.gateway.problems import not_found
-from services.gateway.projection import as_utc, load_facts
-from services.gateway.tables import (
+from services.gateway.readmodel import runview
+from services.gateway.readmodel.facts import as_utc, load_facts
+from services.gateway.readmodel.tables import (
     cards,
     epics,
     projects,
@@ -53,7 +55,7 @@ async def kpis(session: AsyncSession, project_id: str) -> dict[str, Any]:
     hidden = superseded_epic_ids(project_id)
     return {
         "cards": await count(cards),
-        "cards_analyzed": await count(cards, cards.c.analysis_status == "analyzed"),
+        "cards_analyzed": await count(cards, cards.c.analysis_status == AnalysisStatus.ANALYZED),
         "epics": await count(epics, epics.c.superseded_by.is_(None)),
         "stories": await count(stories, stories.c.epic_id.not_in(hidden)),
         "subtasks": await count(subtasks, subtasks.c.epic_id.not_in(hidden)),
@@ -66,7 +68,7 @@ async def coverage_kpis(session: AsyncSession, project_id: str) -> dict[str, Any
     analyses = await session.execute(
         select(cards.c.card_id, cards.c.analysis).where(
             cards.c.project_id == project_id,
-            cards.c.analysis_status == "analyzed",
+            cards.c.analysis_status == AnalysisStatus.ANALYZED,
             cards.c.analysis.is_not(None),
         )
     )
@@ -102,7 +104,7 @@ async def analysed_cards(session: AsyncSession, project_id: str) -> list[quality
         select(cards.c.card_id, cards.c.title, cards.c.analysis)
         .where(
             cards.c.project_id == project_id,
-            cards.c.analysis_status == "analyzed",
+            cards.c.analysis_status == AnalysisStatus.ANALYZED,
             cards.c.analysis.is_not(None),
         )
         .order_by(cards.c.position)
@@ -236,7 +238,7 @@ async def run_items_of(session: AsyncSession, run_id: str) -> list[dict[str, Any
             "stage": r.stage,
             "title": r.title,
             "planning": bool(r.planning),
-            "state": "pending" if r.state == "waiting" else r.state,
+            "state": ItemState.PENDING.value if r.state == ItemState.WAITING else r.state,
             "attempts": r.attempts,
             "tokens_so_far": r.tokens_so_far,
             "started_at": _iso(r.started_at),

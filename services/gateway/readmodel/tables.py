@@ -1,4 +1,6 @@
-"""The gateway's read model: everything clients read, projected from events, per tenant."""
+"""The gateway's tables, per tenant: the rows its commands write (API keys, projects, cards,
+uploads, runs, idempotency) and what the projection fills in from events (run items, the
+run log, epics, stories, subtasks). Clients read them all through ``queries``."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from sqlalchemy import (
     Text,
     false,
 )
+
+from contracts.pipeline import AnalysisStatus
 
 metadata = MetaData()
 
@@ -64,7 +68,7 @@ cards = Table(
     Column("upload_id", String(64), nullable=True),
     Column("position", Integer, nullable=False),
     # pending → analyzing → analyzed | failed
-    Column("analysis_status", String(16), nullable=False, default="pending"),
+    Column("analysis_status", String(16), nullable=False, default=AnalysisStatus.PENDING.value),
     Column("analysis", Text, nullable=True),
     Column("analysis_version", String(64), nullable=True),
     Column("analysis_provenance", Text, nullable=True),

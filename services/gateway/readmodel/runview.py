@@ -93,13 +93,13 @@ def status(facts: RunFacts) -> str:
     if not is_finished(facts):
         if facts.cancel_requested:
             return RunStatus.CANCELLING.value
-        started = total["running"] + total["succeeded"] + total["failed"] + total["cancelled"]
+        started = sum(total[s] for s in (ItemState.RUNNING, *TERMINAL_ITEM_STATES))
         return (RunStatus.RUNNING if started else RunStatus.QUEUED).value
-    if total["cancelled"] or facts.cancel_requested:
+    if total[ItemState.CANCELLED] or facts.cancel_requested:
         return RunStatus.CANCELLED.value
-    if total["failed"] and total["succeeded"]:
+    if total[ItemState.FAILED] and total[ItemState.SUCCEEDED]:
         return RunStatus.PARTIAL.value
-    if total["failed"]:
+    if total[ItemState.FAILED]:
         return RunStatus.FAILED.value
     return RunStatus.SUCCEEDED.value
 
@@ -127,7 +127,7 @@ def eta_seconds(
     running_left = sum(
         max(0.0, mean - (now - i.started_at).total_seconds())
         for i in items
-        if i.state == "running" and i.started_at
+        if i.state == ItemState.RUNNING and i.started_at
     )
     return round((pending * mean + running_left) / lanes, 1)
 
@@ -146,7 +146,7 @@ def in_progress(items: Iterable[ItemView], now: datetime) -> list[dict[str, Any]
             "attempt": i.attempts,
         }
         for i in items
-        if i.state == "running"
+        if i.state == ItemState.RUNNING
     ]
 
 
@@ -154,5 +154,5 @@ def errors(items: Iterable[ItemView]) -> list[dict[str, Any]]:
     return [
         {"item_id": i.item_id, "stage": i.stage, "code": i.error_code, "message": i.error_message}
         for i in items
-        if i.state == "failed"
+        if i.state == ItemState.FAILED
     ]
