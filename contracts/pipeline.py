@@ -109,5 +109,7 @@ def page_shape() -> dict[str, object]:
         "run_stages": list(RUN_STAGES),
         "scope": dict(SCOPE),
         "item_states": [s.value for s in ItemState],
+        "item_state": {s.name: s.value for s in ItemState},
+        "run_status": {s.name: s.value for s in RunStatus},
         "terminal_run_statuses": sorted(s.value for s in TERMINAL_RUN_STATUSES),
     }

@@ -3,7 +3,7 @@
 // own modules.
 
 import { ApiError, adoptKeyFromFragment, api, onUnauthorized, plainError, session } from "./api.js";
-import { announce, count, dateTime, h, plural, replace, statusBadge } from "./dom.js";
+import { RUN, announce, count, dateTime, h, plural, replace, statusBadge } from "./dom.js";
 import { focusHeading, navigate, setCrumbs } from "./shell.js";
 import { ProjectPage } from "./project.js";
 import { RunPage } from "./runpage.js";
@@ -264,7 +264,7 @@ class ProjectsPage {
               { class: "card project-card" },
               h("h2", {}, h("a", { href: `/projects/${encodeURIComponent(p.id)}`, "data-link": true }, p.name)),
               p.description ? h("p", { class: "desc" }, p.description) : h("p", { class: "desc" }, `Created ${dateTime(p.created_at)}`),
-              active ? h("div", {}, statusBadge("running"), " ", h("span", { class: "small muted" }, plural(active, "run") + " in progress")) : null,
+              active ? h("div", {}, statusBadge(RUN.RUNNING), " ", h("span", { class: "small muted" }, plural(active, "run") + " in progress")) : null,
               h(
                 "div",
                 { class: "meta" },

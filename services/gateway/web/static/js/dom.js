@@ -150,14 +150,17 @@ export function activity(stage) {
   return stage === "analysis" ? "analysing" : "generating";
 }
 export const TERMINAL = new Set(PIPELINE.terminal_run_statuses);
+/** Item states and run statuses by name (ITEM.RUNNING, RUN.CANCELLING), as the server names them. */
+export const ITEM = Object.freeze(PIPELINE.item_state);
+export const RUN = Object.freeze(PIPELINE.run_status);
 export const STATUS_LABEL = {
-  queued: "Queued",
-  running: "Running",
-  cancelling: "Cancelling",
-  succeeded: "Succeeded",
-  partial: "Partly failed",
-  failed: "Failed",
-  cancelled: "Cancelled",
+  [RUN.QUEUED]: "Queued",
+  [RUN.RUNNING]: "Running",
+  [RUN.CANCELLING]: "Cancelling",
+  [RUN.SUCCEEDED]: "Succeeded",
+  [RUN.PARTIAL]: "Partly failed",
+  [RUN.FAILED]: "Failed",
+  [RUN.CANCELLED]: "Cancelled",
 };
 
 export function statusBadge(status) {

@@ -5,6 +5,8 @@
 
 import { ApiError, api, plainError, pollRun } from "./api.js";
 import {
+  ITEM,
+  RUN,
   STAGES,
   STAGE_LABEL,
   TERMINAL,
@@ -123,17 +125,17 @@ function segments(counts) {
   const total = counts.total || 0;
   const pct = (n) => (total ? `${(100 * (n || 0)) / total}%` : "0%");
   return [
-    ["done", pct(counts.succeeded)],
-    ["failed", pct(counts.failed)],
-    ["cancelled", pct(counts.cancelled)],
-    ["running", pct(counts.running)],
+    ["done", pct(counts[ITEM.SUCCEEDED])],
+    [ITEM.FAILED, pct(counts[ITEM.FAILED])],
+    [ITEM.CANCELLED, pct(counts[ITEM.CANCELLED])],
+    [ITEM.RUNNING, pct(counts[ITEM.RUNNING])],
   ];
 }
 
 /** A progress bar: done, failed, cancelled, then in-flight work as a moving striped segment. */
 function progressBar(label, size = "") {
   const parts = Object.fromEntries(
-    ["done", "failed", "cancelled", "running"].map((k) => [k, h("span", { class: k })]),
+    ["done", ITEM.FAILED, ITEM.CANCELLED, ITEM.RUNNING].map((k) => [k, h("span", { class: k })]),
   );
   const el = h(
     "div",
@@ -318,8 +320,8 @@ export class RunPanel {
     setText(this.when, `Started ${clock(run.created_at)} · run ${shortId(run.id)}`);
     this.el.classList.toggle("active", active);
     this.cancelBtn.hidden = !active;
-    this.cancelBtn.disabled = run.status === "cancelling" || this.busy === "cancel";
-    setText(this.cancelBtn.lastChild, run.status === "cancelling" ? "Cancelling…" : "Cancel run");
+    this.cancelBtn.disabled = run.status === RUN.CANCELLING || this.busy === "cancel";
+    setText(this.cancelBtn.lastChild, run.status === RUN.CANCELLING ? "Cancelling…" : "Cancel run");
     const failed = run.counts.failed || 0;
     const cancelled = run.counts.cancelled || 0;
     this.retryBtn.hidden = active || failed + cancelled === 0;
@@ -485,8 +487,8 @@ export class RunPanel {
     if (active) {
       this.banner.classList.add("idle");
       let text;
-      if (run.status === "cancelling") text = "Cancelling: items in flight are stopping; finished items stay.";
-      else if (run.status === "queued") text = `Queued: waiting for the ${run.stage === "pipeline" ? "analysis" : run.stage} service to start.`;
+      if (run.status === RUN.CANCELLING) text = "Cancelling: items in flight are stopping; finished items stay.";
+      else if (run.status === RUN.QUEUED) text = `Queued: waiting for the ${run.stage === "pipeline" ? "analysis" : run.stage} service to start.`;
       else if (c.pending) text = `Waiting for a free worker: ${plural(c.pending, "item")} queued.`;
       else text = "Handing over to the next stage…";
       setText(this.bannerTitle, text);
@@ -495,13 +497,13 @@ export class RunPanel {
     this.banner.classList.add("finished");
     const took = duration(run.elapsed_seconds);
     let text;
-    if (run.status === "succeeded") text = `Finished: ${plural(c.succeeded, "item")} done in ${took}.`;
-    else if (run.status === "cancelled") {
+    if (run.status === RUN.SUCCEEDED) text = `Finished: ${plural(c.succeeded, "item")} done in ${took}.`;
+    else if (run.status === RUN.CANCELLED) {
       this.banner.classList.add("stopped");
       text = `Cancelled after ${took}: ${count(c.succeeded)} done, ${count(c.cancelled)} not done. Retry to finish them.`;
     } else {
       this.banner.classList.add("bad");
-      text = `${run.status === "failed" ? "Failed" : "Partly failed"} after ${took}: ${count(c.succeeded)} done, ${count(c.failed)} failed. See the errors below.`;
+      text = `${run.status === RUN.FAILED ? "Failed" : "Partly failed"} after ${took}: ${count(c.succeeded)} done, ${count(c.failed)} failed. See the errors below.`;
     }
     setText(this.bannerTitle, text);
   }
@@ -640,11 +642,11 @@ export class RunPanel {
 }
 
 const STATUS_LABEL_LOWER = {
-  queued: "is queued",
-  running: "is running",
-  cancelling: "is cancelling",
-  succeeded: "succeeded",
-  partial: "partly failed",
-  failed: "failed",
-  cancelled: "was cancelled",
+  [RUN.QUEUED]: "is queued",
+  [RUN.RUNNING]: "is running",
+  [RUN.CANCELLING]: "is cancelling",
+  [RUN.SUCCEEDED]: "succeeded",
+  [RUN.PARTIAL]: "partly failed",
+  [RUN.FAILED]: "failed",
+  [RUN.CANCELLED]: "was cancelled",
 };

@@ -2,7 +2,7 @@
 // text, and its items with state, attempts, tokens and errors.
 
 import { api, plainError } from "./api.js";
-import { STAGE_LABEL, clock, cost, count, duration, h, replace, setText, shortId } from "./dom.js";
+import { ITEM, RUN, STAGE_LABEL, clock, cost, count, duration, h, replace, setText, shortId } from "./dom.js";
 import { RunPanel } from "./progress.js";
 import { focusHeading, setCrumbs, throttle } from "./shell.js";
 
@@ -231,7 +231,8 @@ export class RunPage {
 }
 
 function itemStatus(state) {
-  return { succeeded: "succeeded", failed: "failed", cancelled: "cancelled", running: "running" }[state] || "queued";
+  const shown = [ITEM.SUCCEEDED, ITEM.FAILED, ITEM.CANCELLED, ITEM.RUNNING];
+  return shown.includes(state) ? state : RUN.QUEUED;
 }
 
 function optionsText(run) {
