@@ -3,7 +3,13 @@
 Data only: nothing here does I/O or knows about a service.
 """
 
-from contracts.envelope import ENVELOPE_SCHEMA_VERSION, Envelope, root_envelope
+from contracts.envelope import (
+    ENVELOPE_SCHEMA_VERSION,
+    Envelope,
+    Lineage,
+    caused_by,
+    root_envelope,
+)
 from contracts.ids import new_event_id
 from contracts.topics import (
     ALL_TOPICS,
@@ -19,9 +25,11 @@ __all__ = [
     "ENVELOPE_SCHEMA_VERSION",
     "TOPICS_BY_NAME",
     "Envelope",
+    "Lineage",
     "Topic",
     "TopicKind",
     "all_topic_names",
+    "caused_by",
     "dead_letter_topic",
     "new_event_id",
     "root_envelope",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,6 +107,51 @@ def root_envelope(
         run_id=run_id,
         correlation_id=correlation_id or run_id or event_id,
         causation_id=None,
+        key=key,
+        data=data,
+    )
+
+
+class Lineage(Protocol):
+    """Where an event belongs: its tenant, project and run, the top-level run or request
+    (correlation) and the event that caused it. A stage's stored run keeps these of the
+    command that opened it."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def project_id(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str: ...
+    @property
+    def causation_id(self) -> str | None: ...
+
+
+def caused_by(
+    lineage: Lineage,
+    *,
+    type: str,
+    schema_version: int,
+    source: str,
+    key: str,
+    data: dict[str, Any],
+) -> Envelope:
+    """An event with ``lineage``'s tenant, project, run, correlation and causation: what a
+    stage emits for a run is caused by the command that opened the run, however much later.
+
+    (``Envelope.caused`` is the other way round: an event caused by that envelope itself.)
+    """
+    return Envelope(
+        type=type,
+        schema_version=schema_version,
+        source=source,
+        tenant_id=lineage.tenant_id,
+        project_id=lineage.project_id,
+        run_id=lineage.run_id,
+        correlation_id=lineage.correlation_id,
+        causation_id=lineage.causation_id,
         key=key,
         data=data,
     )

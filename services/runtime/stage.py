@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts import Envelope
+from contracts import Envelope, caused_by
 from contracts.events import ControlAction, RunControl, Stage
 from contracts.topics import RUNS_CONTROL
 from services.runtime import metrics
@@ -93,15 +93,11 @@ class StageApp:
 
     def event(self, run: WorkRun, payload: BaseModel, *, key: str) -> Envelope:
         """A domain event or command caused by the command that opened ``run``."""
-        return Envelope(
+        return caused_by(
+            run,
             type=payload.TYPE,  # type: ignore[attr-defined]
             schema_version=1,
             source=self.settings.service_name,
-            tenant_id=run.tenant_id,
-            project_id=run.project_id,
-            run_id=run.run_id,
-            correlation_id=run.correlation_id,
-            causation_id=run.causation_id,
             key=key,
             data=payload.model_dump(mode="json"),
         )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from contracts import Envelope, new_event_id, root_envelope
+from contracts import Envelope, caused_by, new_event_id, root_envelope
 
 
 def make_root(**overrides: Any) -> Envelope:
@@ -31,6 +31,29 @@ def test_round_trip_through_bytes_is_lossless() -> None:
     assert isinstance(raw, bytes)
     assert Envelope.from_bytes(raw) == event
     assert Envelope.from_bytes(raw).time.tzinfo is not None
+
+
+def test_caused_by_a_lineage_takes_its_tenant_project_run_correlation_and_cause() -> None:
+    command = make_root()
+    # What a stage keeps of the command that opened a run: its ids, the command as the cause.
+    lineage = command.caused(type="cardflow.x", schema_version=1, source="s", key="k", data={})
+    event = caused_by(
+        lineage, type="cardflow.run.progress", schema_version=1, source="epics", key="r", data={}
+    )
+    assert event.causation_id == lineage.causation_id == command.id
+    assert (event.tenant_id, event.project_id, event.run_id, event.correlation_id) == (
+        command.tenant_id,
+        command.project_id,
+        command.run_id,
+        command.correlation_id,
+    )
+    assert (event.type, event.source, event.key, event.schema_version) == (
+        "cardflow.run.progress",
+        "epics",
+        "r",
+        1,
+    )
+    assert event.id not in (command.id, lineage.id)
 
 
 def test_caused_keeps_tenant_and_correlation_and_points_at_its_parent() -> None:

@@ -8,13 +8,8 @@ claimed again), and replicas on one PostgreSQL database share the queue.
 """
 
 from contracts.pipeline import ItemState
-from services.runtime.work.queue import (
-    Beat,
-    NewItem,
-    WorkItem,
-    WorkQueue,
-    WorkRun,
-)
+from services.runtime.work.queue import WorkQueue
+from services.runtime.work.records import Beat, NewItem, WorkItem, WorkRun
 from services.runtime.work.runner import Committed, ItemFailure, ItemRunner, StageWorker
 
 __all__ = [

@@ -21,13 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.backlog import Provenance
 from contracts.events import AttemptUsage, ErrorCode, PlannedItem
+from contracts.pipeline import ItemState
 from services.runtime import metrics
 from services.runtime.backoff import full_jitter, sleep_or_stop
 from services.runtime.fleet import CallScope, call_scope
 from services.runtime.logging import bind
 from services.runtime.settings import Settings
 from services.runtime.tracing import run_span
-from services.runtime.work.queue import Beat, WorkItem, WorkQueue, WorkRun
+from services.runtime.work.queue import WorkQueue
+from services.runtime.work.records import Beat, WorkItem, WorkRun
 
 log = logging.getLogger(__name__)
 
@@ -358,14 +360,14 @@ class ItemRunner:
             log.exception("storing the item's result failed")
             await self._failed(item, as_failure(error))
             return
-        self._ended(item, "succeeded")
+        self._ended(item, ItemState.SUCCEEDED)
         self._on_committed()
 
     async def _cancelled(self, item: WorkItem) -> None:
         async with self._sessions.begin() as session:
             if await self._queue.cancel_item(session, item, self._owner):
                 await self._finish_run_if_done(session, item)
-        self._ended(item, "cancelled", ErrorCode.CANCELLED)
+        self._ended(item, ItemState.CANCELLED, ErrorCode.CANCELLED)
         self._on_committed()
 
     async def _failed(self, item: WorkItem, failure: ItemFailure) -> None:
@@ -400,7 +402,7 @@ class ItemRunner:
                 }
             },
         )
-        self._ended(item, "retried" if again else "failed", failure.code)
+        self._ended(item, "retried" if again else ItemState.FAILED, failure.code)
         self._on_committed()
 
     async def _finish_run_if_done(self, session: AsyncSession, item: WorkItem) -> None:
