@@ -504,6 +504,47 @@ def test_missing_file_is_a_usage_error_before_any_request(gateway: FakeGateway) 
     assert gateway.requests == []
 
 
+class LosingGateway(FakeGateway):
+    """Loses the first ``lost`` answers to ``POST .../runs`` (no answer at all)."""
+
+    def __init__(self, lost: int) -> None:
+        super().__init__()
+        self.lost = lost
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/runs") and self.lost:
+            self.lost -= 1
+            self.requests.append(request)
+            raise httpx.ConnectError("connection reset", request=request)
+        return super().handle(request)
+
+
+@pytest.mark.parametrize(("lost", "code"), [(2, 0), (3, 2)])
+def test_starting_a_run_is_retried_with_the_same_idempotency_key(
+    docs: list[Path], lost: int, code: int
+) -> None:
+    gateway = LosingGateway(lost)
+    gateway.upload_answers = [httpx.Response(202, json={"upload_id": "u1", "cards": ["c1"]})]
+    slept: list[float] = []
+    err = io.StringIO()
+    exit_code = cardflow.main(
+        ["run", str(docs[0]), "--detach"],
+        env={"CARDFLOW_URL": URL, "CARDFLOW_API_KEY": KEY},
+        transport=gateway.transport,
+        stdout=io.StringIO(),
+        stderr=err,
+        cwd=Path("/nonexistent"),
+        sleep=slept.append,
+    )
+    starts = gateway.calls("POST", "/runs")
+    assert exit_code == code, err.getvalue()
+    assert len(starts) == 3, "three tries, then the gateway is unreachable"
+    assert len({r.headers["idempotency-key"] for r in starts}) == 1
+    assert slept == [1.0, 2.0]
+    if code:
+        assert f"cannot reach the gateway at {URL}" in err.getvalue()
+
+
 def test_run_with_project_uses_it_and_detach_returns_at_once(
     gateway: FakeGateway, docs: list[Path]
 ) -> None:
