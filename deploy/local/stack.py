@@ -844,7 +844,7 @@ def demo_cli_argv() -> list[str]:
     return [
         sys.executable,
         "-m",
-        "services.gateway.cli",
+        "services.gateway.cardflow",
         "run",
         DEMO_FILE,
         "--name",

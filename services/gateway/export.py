@@ -24,18 +24,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from contracts.api import ExportFormat
 from contracts.backlog import Epic, Story, Subtask
 from services.gateway.quality import QualityReport
-
-
-class ExportFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
-    MARKDOWN = "markdown"
-
 
 MEDIA_TYPES: Mapping[ExportFormat, str] = {
     ExportFormat.JSON: "application/json",

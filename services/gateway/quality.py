@@ -36,7 +36,6 @@ MIN_EPIC_TITLE_WORDS = 1
 MIN_TITLE_CHARS = 4
 # A quality report's lists are bounded; the counts say how many there are in all.
 DEFAULT_LIST_LIMIT = 50
-MAX_LIST_LIMIT = 200
 
 
 def _word_set(words: str) -> frozenset[str]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from contracts.api import MAX_LIST_LIMIT
 from services.gateway import export, quality
 from services.gateway.auth import tenant_of
 from services.gateway.readmodel import queries
@@ -20,7 +21,7 @@ Tenant = Annotated[str, Depends(tenant_of)]
 Offset = Annotated[int, Query(ge=0, description="Skip this many entries of each list.")]
 Limit = Annotated[
     int,
-    Query(ge=1, le=quality.MAX_LIST_LIMIT, description="At most this many entries per list."),
+    Query(ge=1, le=MAX_LIST_LIMIT, description="At most this many entries per list."),
 ]
 
 
@@ -71,7 +72,7 @@ async def get_questions(
     request: Request,
     tenant: Tenant,
     offset: Offset = 0,
-    limit: Limit = quality.MAX_LIST_LIMIT,
+    limit: Limit = MAX_LIST_LIMIT,
 ) -> Any:
     """The open questions the analyses found, each with its card and source span."""
     async with request.app.state.service.sessions() as session:

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 
 from contracts import Envelope, dead_letter_topic, root_envelope
 from contracts.topics import RUNS_PROGRESS
-from services.gateway import cli
+from services.gateway import cardflow
 from services.gateway.app import create_app
 from services.runtime.delivery import HandlerContext
 from services.runtime.dlq import kafka as dlq_kafka
@@ -93,7 +93,9 @@ class Rig:
     async def cardflow(self, *argv: str) -> tuple[int, str, str]:
         """The real CLI (``main``), in a thread: it runs its own event loop."""
         out, err = io.StringIO(), io.StringIO()
-        code = await asyncio.to_thread(cli.main, list(argv), env=self.env(), stdout=out, stderr=err)
+        code = await asyncio.to_thread(
+            cardflow.main, list(argv), env=self.env(), stdout=out, stderr=err
+        )
         return code, out.getvalue(), err.getvalue()
 
     async def listed(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from contracts.uploads import ACCEPTED_EXTENSIONS, UNKNOWN_CONTENT_TYPE, content_type_of
 from services.gateway.ingest import (
     CardDraft,
     UploadError,
@@ -16,7 +17,6 @@ from services.gateway.ingest import (
     detect_format,
     split_upload,
 )
-from services.gateway.ingest.model import ACCEPTED_EXTENSIONS
 from services.gateway.ingest.normalise import clean_body, derive_title, shorten
 from services.gateway.problems import PROBLEMS, Problem
 from services.runtime.settings import Settings
@@ -63,6 +63,17 @@ def test_format_comes_from_the_extension_then_the_content_type(
     name: str | None, content_type: str | None, expected: UploadFormat
 ) -> None:
     assert detect_format(name, content_type) is expected
+
+
+@pytest.mark.parametrize("extension", ACCEPTED_EXTENSIONS)
+def test_the_content_type_a_client_sends_is_read_as_the_extension_s_format(
+    extension: str,
+) -> None:
+    # contracts.uploads is shared with the command line: whatever type it sends a file as,
+    # the gateway reads that type (without the name) as the name's format.
+    sent = content_type_of(f"notes{extension.upper()}")
+    assert sent != UNKNOWN_CONTENT_TYPE
+    assert detect_format(None, sent) is detect_format(f"notes{extension}", None)
 
 
 @pytest.mark.parametrize(

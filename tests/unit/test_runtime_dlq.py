@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from contracts import root_envelope
-from services.gateway import cli
+from services.gateway import cardflow
 from services.runtime.delivery import DeadLetter, carried_headers, dead_letter_headers
 from services.runtime.dlq import command as dlq_cli
 from services.runtime.dlq import kafka as dlq_kafka
@@ -251,16 +251,18 @@ def test_the_gauge_follows_the_scans_and_drops_deleted_topics() -> None:
 
 
 def test_dlq_arguments() -> None:
-    listing = cli.parse_args(["dlq", "list", "--topic", "a", "--topic", "b", "--json"], {})
+    listing = cardflow.parse_args(["dlq", "list", "--topic", "a", "--topic", "b", "--json"], {})
     assert (listing.command, listing.dlq_command, listing.topic, listing.json) == (
         "dlq",
         "list",
         ["a", "b"],
         True,
     )
-    by_id = cli.parse_args(["dlq", "replay", "--id", "e1", "e2", "--id", "e3", "--dry-run"], {})
+    by_id = cardflow.parse_args(
+        ["dlq", "replay", "--id", "e1", "e2", "--id", "e3", "--dry-run"], {}
+    )
     assert (by_id.ids, by_id.topic, by_id.dry_run) == (["e1", "e2", "e3"], None, True)
-    by_topic = cli.parse_args(["dlq", "replay", "--topic", "t"], {})
+    by_topic = cardflow.parse_args(["dlq", "replay", "--topic", "t"], {})
     assert (by_topic.topic, by_topic.ids, by_topic.dry_run) == (["t"], None, False)
 
 
@@ -270,7 +272,7 @@ def test_dlq_arguments() -> None:
 )
 def test_dlq_usage_errors_exit_2(argv: list[str]) -> None:
     err = io.StringIO()
-    assert cli.main(argv, env={}, stdout=io.StringIO(), stderr=err) == 2
+    assert cardflow.main(argv, env={}, stdout=io.StringIO(), stderr=err) == 2
 
 
 def test_dlq_settings_come_from_the_kafka_environment() -> None:

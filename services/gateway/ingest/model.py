@@ -1,5 +1,6 @@
-"""What every reader of uploaded files shares: formats, limits, the card draft a reader
-returns, and the refusal it raises (a problem+json :class:`Problem`).
+"""What every reader of uploaded files shares: limits, the card draft a reader returns, and
+the refusal it raises (a problem+json :class:`Problem`). The formats and which file is which
+are ``contracts.uploads``, shared with the command line.
 
 A reader returns final :class:`CardDraft` bodies: every span in ``document`` indexes into
 exactly that body, so nothing after a reader may change a body's text.
@@ -8,9 +9,15 @@ exactly that body, so nothing after a reader may change a body's text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from contracts.documents import DocumentContext
+from contracts.uploads import (
+    ACCEPTED_EXTENSIONS,
+    CONTENT_TYPES,
+    UploadFormat,
+    extension_of,
+    format_of,
+)
 from services.gateway.problems import Problem
 from services.runtime.settings import Settings
 
@@ -20,32 +27,6 @@ EXTERNAL_ID_MAX_CHARS = 200
 
 MB = 1024 * 1024
 
-
-class UploadFormat(StrEnum):
-    MARKDOWN = "markdown"
-    TEXT = "text"
-    CSV = "csv"
-    JSON = "json"
-
-
-EXTENSIONS: dict[str, UploadFormat] = {
-    ".md": UploadFormat.MARKDOWN,
-    ".markdown": UploadFormat.MARKDOWN,
-    ".txt": UploadFormat.TEXT,
-    ".csv": UploadFormat.CSV,
-    ".tsv": UploadFormat.CSV,
-    ".json": UploadFormat.JSON,
-}
-CONTENT_TYPES: dict[str, UploadFormat] = {
-    "text/markdown": UploadFormat.MARKDOWN,
-    "text/x-markdown": UploadFormat.MARKDOWN,
-    "text/plain": UploadFormat.TEXT,
-    "text/csv": UploadFormat.CSV,
-    "application/csv": UploadFormat.CSV,
-    "text/tab-separated-values": UploadFormat.CSV,
-    "application/json": UploadFormat.JSON,
-}
-ACCEPTED_EXTENSIONS: tuple[str, ...] = tuple(EXTENSIONS)
 
 # Column (CSV) and key (JSON) names, compared after lower-casing and turning every run of
 
@@ -84,16 +65,13 @@ class UploadError(Problem):
 
 
 def detect_format(file_name: str | None, content_type: str | None) -> UploadFormat:
-    """The format by extension, else by content type (for a name with no extension)."""
-    name = (file_name or "").strip().replace("\\", "/").rsplit("/", 1)[-1]
-    stem, dot, ext = name.rpartition(".")
-    extension = f".{ext.lower()}" if dot and stem else ""
-    if extension in EXTENSIONS:
-        return EXTENSIONS[extension]
-    if not extension:
-        media = (content_type or "").split(";", 1)[0].strip().lower()
-        if media in CONTENT_TYPES:
-            return CONTENT_TYPES[media]
+    """The format by extension, else by content type (for a name with no extension): the
+    lookup is :func:`contracts.uploads.format_of`, shared with the command line; this adds
+    the refusal."""
+    fmt = format_of(file_name, content_type)
+    if fmt is not None:
+        return fmt
+    extension = extension_of(file_name)
     accepted = ", ".join(ACCEPTED_EXTENSIONS)
     if extension:
         detail = f"'{extension}' files are not accepted; upload one of {accepted}."

@@ -20,12 +20,12 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from contracts.pipeline import STAGE_NAMES, page_shape
+from contracts.uploads import ACCEPTED_EXTENSIONS
 from services.runtime.settings import Settings
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 SHELL = HERE / "templates" / "index.html"
-UPLOAD_EXTENSIONS = (".md", ".markdown", ".txt", ".csv", ".tsv", ".json")
 
 # The page loads nothing from elsewhere and runs no inline script: a strict policy costs
 # nothing and takes the sting out of any markup that slips into rendered card text.
@@ -119,7 +119,7 @@ def page_config(settings: Settings) -> dict[str, Any]:
         "pipeline": page_shape(),
         "stage_models_configured": bool(settings.llm_stage_models),
         "upload": {
-            "extensions": list(UPLOAD_EXTENSIONS),
+            "extensions": list(ACCEPTED_EXTENSIONS),
             "max_file_bytes": settings.upload_max_file_bytes,
             "max_concurrent": settings.upload_max_concurrent,
         },

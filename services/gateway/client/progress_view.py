@@ -1,6 +1,9 @@
 """What the CLI prints while it polls a run, and the tree it prints at the end. Pure: the
-run object of DESIGN.md (a dict, as ``GET /v1/runs/{id}`` returns it) in, lines of plain text
-out (no ANSI codes: the caller may redraw them, or print them once when not on a terminal).
+API's JSON in (the run object of DESIGN.md as ``GET /v1/runs/{id}`` returns it; the backlog
+in the JSON export's shape), lines of plain text out (no ANSI codes: the caller may redraw
+them, or print them once when not on a terminal). The client knows the API, not the server's
+objects: a caller holding a server-side ``Backlog`` serialises it first
+(``services.gateway.export.backlog_to_dict``).
 
 ``render_progress(run)``::
 
@@ -24,15 +27,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contracts.pipeline import STAGE_NAMES, TERMINAL_RUN_STATUSES
-from services.gateway.export import Backlog
+from contracts.pipeline import STAGE_NAMES, TERMINAL_RUN_STATUSES, ItemState
 
-STAGE_ORDER = STAGE_NAMES
-TERMINAL_STATUSES = frozenset(s.value for s in TERMINAL_RUN_STATUSES)
 MIN_BAR = 5
 """Narrower than this, the bars are left out and the counts kept."""
 MAX_BAR = 40
-_BAR_CELLS = (("succeeded", "#"), ("failed", "x"), ("cancelled", "-"), ("running", ">"))
+# A run's counts are keyed by item state; each state but pending/waiting has its mark.
+_BAR_CELLS = (
+    (ItemState.SUCCEEDED, "#"),
+    (ItemState.FAILED, "x"),
+    (ItemState.CANCELLED, "-"),
+    (ItemState.RUNNING, ">"),
+)
+_SHOWN_STATES = (ItemState.RUNNING, ItemState.FAILED, ItemState.CANCELLED)
+"""Besides those done, the states a stage's summary names when it has any."""
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -75,6 +83,12 @@ def fit(text: str, width: int, ellipsis: str = "…") -> str:
     return text[: width - len(ellipsis)] + ellipsis
 
 
+def total_tokens(run: Mapping[str, Any]) -> int:
+    """A run's tokens, in and out together (the one-line forms print one number)."""
+    usage = run.get("usage") or {}
+    return int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -106,20 +120,23 @@ def stage_summary(counts: Mapping[str, Any], *, finished: bool = False) -> str:
     total = _int(counts, "total")
     if total == 0:
         return "nothing to do" if finished else "waiting"
-    parts = [f"{_int(counts, 'succeeded')}/{total} done"]
-    parts += [
-        f"{_int(counts, key)} {key}"
-        for key in ("running", "failed", "cancelled")
-        if _int(counts, key)
-    ]
+    parts = [f"{_int(counts, ItemState.SUCCEEDED)}/{total} done"]
+    parts += [f"{_int(counts, key)} {key}" for key in _SHOWN_STATES if _int(counts, key)]
     return ", ".join(parts)
 
 
-def _stage_counts(run: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+def is_finished(run: Mapping[str, Any]) -> bool:
+    """Whether the run has ended (a terminal run status): no ETA, nothing more to poll."""
+    return run.get("status") in TERMINAL_RUN_STATUSES
+
+
+def stage_counts(run: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(stage, its counts) in pipeline order (stages this client does not know last, by
+    name); a run without per-stage counts is one line of its own counts."""
     stages = run.get("stages")
     if isinstance(stages, Mapping) and stages:
-        known = [name for name in STAGE_ORDER if name in stages]
-        others = sorted(name for name in stages if name not in STAGE_ORDER)
+        known = [name for name in STAGE_NAMES if name in stages]
+        others = sorted(name for name in stages if name not in STAGE_NAMES)
         return [(name, stages[name] or {}) for name in (*known, *others)]
     return [(str(run.get("stage") or "run"), run.get("counts") or {})]
 
@@ -129,11 +146,11 @@ def render_progress(
 ) -> list[str]:
     """The live view of a run: a bar per stage, time, usage, items in progress, errors."""
     status = str(run.get("status") or "unknown")
-    finished = status in TERMINAL_STATUSES
+    finished = is_finished(run)
     run_id = str(run.get("id") or "")
     lines = [f"Run {run_id} ({run.get('stage') or '?'}): {status}"]
 
-    stages = _stage_counts(run)
+    stages = stage_counts(run)
     label = max(len(name) for name, _ in stages)
     summaries = [stage_summary(counts, finished=finished) for _, counts in stages]
     bar_width = min(MAX_BAR, width - label - len(max(summaries, key=len)) - 6)
@@ -210,14 +227,9 @@ _TREE_UNICODE = ("├─ ", "└─ ", "│  ", "   ")
 _TREE_ASCII = ("+- ", "`- ", "|  ", "   ")
 
 
-def _outline(backlog: Backlog | Mapping[str, Any]) -> tuple[str, list[_EpicOutline]]:
-    """(project name, [(epic title, [(story title, subtask count)])]) from either shape."""
-    if isinstance(backlog, Backlog):
-        ordered = backlog.ordered()
-        return ordered.project.name, [
-            (node.epic.title, [(c.story.title, len(c.subtasks)) for c in node.stories])
-            for node in ordered.epics
-        ]
+def _outline(backlog: Mapping[str, Any]) -> tuple[str, list[_EpicOutline]]:
+    """(project name, [(epic title, [(story title, subtask count)])]), in the order given:
+    the API sends a backlog ordered (epics, stories, subtasks by their ``order``)."""
     project = backlog.get("project")
     name = one_line(project.get("name")) if isinstance(project, Mapping) else "Backlog"
     epics: list[_EpicOutline] = []
@@ -231,14 +243,15 @@ def _outline(backlog: Backlog | Mapping[str, Any]) -> tuple[str, list[_EpicOutli
 
 
 def render_tree(
-    backlog: Backlog | Mapping[str, Any],
+    backlog: Mapping[str, Any],
     *,
     width: int = 80,
     ascii_only: bool = False,
     max_stories: int | None = None,
 ) -> list[str]:
-    """Epics → stories → subtask counts, from a :class:`Backlog` or its JSON export shape
-    (``{project?, epics: [{epic, stories: [{story, subtasks}]}]}``)."""
+    """Epics → stories → subtask counts, from the JSON export's shape
+    (``{project?, epics: [{epic, stories: [{story, subtasks}]}]}``; ``GET .../subtasks`` is
+    the same without the project)."""
     tee, last, pipe, gap = _TREE_ASCII if ascii_only else _TREE_UNICODE
     dots = "..." if ascii_only else "…"
     name, epics = _outline(backlog)

@@ -1,18 +1,23 @@
-"""The ``cardflow`` CLI: its pure parts, and its HTTP flow against a fake gateway
-(``httpx.MockTransport``) that answers as DESIGN.md's API does."""
+"""The ``cardflow`` CLI's client of the gateway: its pure parts, and its HTTP flow, through
+the console script's ``main``, against a fake gateway (``httpx.MockTransport``) that answers
+as DESIGN.md's API does. Finding the key: test_client_keyfile.py; the views:
+test_client_progress_view.py."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.gateway import cli, quality, quality_view
+from contracts.uploads import content_type_of
+from services.gateway import cardflow, quality
+from services.gateway.client import args as cli_args
+from services.gateway.client import exits, messages, quality_view
+from services.gateway.client import live as client_live
 from tests.unit.gateway_samples import sample_backlog
 from tests.unit.test_gateway_quality import analysed
 
@@ -25,16 +30,16 @@ KEY = "test-key"
 
 def test_global_options_come_before_or_after_the_command() -> None:
     env = {"CARDFLOW_URL": "http://env:1/"}
-    before = cli.parse_args(["--json", "--url", "http://a:1/", "runs"], env)
-    after = cli.parse_args(["runs", "--json", "--url", "http://a:1"], env)
+    before = cli_args.parse_args(["--json", "--url", "http://a:1/", "runs"], env)
+    after = cli_args.parse_args(["runs", "--json", "--url", "http://a:1"], env)
     assert (before.json, before.url) == (after.json, after.url) == (True, "http://a:1")
-    plain = cli.parse_args(["runs"], env)
+    plain = cli_args.parse_args(["runs"], env)
     assert (plain.json, plain.url, plain.api_key) == (False, "http://env:1", None)
-    assert cli.parse_args(["runs"], {}).url == cli.DEFAULT_URL
+    assert cli_args.parse_args(["runs"], {}).url == cli_args.DEFAULT_URL
 
 
 def test_run_arguments_and_request_body() -> None:
-    args = cli.parse_args(
+    args = cli_args.parse_args(
         [
             "run",
             "a.md",
@@ -55,7 +60,7 @@ def test_run_arguments_and_request_body() -> None:
     )
     assert args.files == ["a.md", "b.csv"]
     assert (args.name, args.project, args.detach) == ("X", None, True)
-    assert cli.run_request(args) == {
+    assert cli_args.run_request(args) == {
         "stage": "subtasks",
         "options": {
             "subtasks": {
@@ -66,8 +71,8 @@ def test_run_arguments_and_request_body() -> None:
             }
         },
     }
-    bare = cli.parse_args(["run", "a.md"], {})
-    assert cli.run_request(bare) == {"stage": "pipeline"}
+    bare = cli_args.parse_args(["run", "a.md"], {})
+    assert cli_args.run_request(bare) == {"stage": "pipeline"}
 
 
 @pytest.mark.parametrize(
@@ -81,7 +86,7 @@ def test_run_arguments_and_request_body() -> None:
 def test_one_end_of_the_subtask_range_keeps_the_range_valid(
     flags: list[str], expected: dict[str, int]
 ) -> None:
-    body = cli.run_request(cli.parse_args(["run", "a.md", *flags], {}))
+    body = cli_args.run_request(cli_args.parse_args(["run", "a.md", *flags], {}))
     assert body["options"]["subtasks"] == expected
 
 
@@ -97,12 +102,12 @@ def test_one_end_of_the_subtask_range_keeps_the_range_valid(
     ],
 )
 def test_usage_errors_exit_2(argv: list[str]) -> None:
-    assert cli.main(argv, env={}) == cli.EXIT_ERROR
+    assert cardflow.main(argv, env={}) == exits.EXIT_ERROR
 
 
 def test_min_above_max_is_a_usage_error() -> None:
     err = io.StringIO()
-    code = cli.main(
+    code = cardflow.main(
         ["run", "a.md", "--min-subtasks", "5", "--max-subtasks", "2"], env={}, stderr=err
     )
     assert code == 2
@@ -110,11 +115,11 @@ def test_min_above_max_is_a_usage_error() -> None:
 
 
 def test_project_name_and_content_type() -> None:
-    assert cli.project_name(["docs/field-service.md", "b.txt"], None) == "field-service"
-    assert cli.project_name(["a.md"], "  Demo  ") == "Demo"
-    assert cli.content_type_of("X.MD") == "text/markdown"
-    assert cli.content_type_of("x.csv") == "text/csv"
-    assert cli.content_type_of("x.bin") == "application/octet-stream"
+    assert cli_args.project_name(["docs/field-service.md", "b.txt"], None) == "field-service"
+    assert cli_args.project_name(["a.md"], "  Demo  ") == "Demo"
+    assert content_type_of("X.MD") == "text/markdown"
+    assert content_type_of("x.csv") == "text/csv"
+    assert content_type_of("x.bin") == "application/octet-stream"
 
 
 @pytest.mark.parametrize(
@@ -128,60 +133,7 @@ def test_project_name_and_content_type() -> None:
     ],
 )
 def test_exit_code_says_how_the_run_ended(status: str | None, code: int) -> None:
-    assert cli.exit_code_for(status) == code
-
-
-# --- pure: the API key ---------------------------------------------------------------------
-
-
-def keys_at(files: dict[Path, str]) -> Callable[[Path], str | None]:
-    return lambda path: files.get(path)
-
-
-def test_api_key_lookup_order(tmp_path: Path) -> None:
-    cwd, checkout = tmp_path / "repo" / "sub", tmp_path / "checkout"
-    parent_key = tmp_path / "repo" / ".cardflow" / "api-key"
-    checkout_key = checkout / ".cardflow" / "api-key"
-    files = {parent_key: "from-parent", checkout_key: "from-checkout"}
-    env = {"CARDFLOW_API_KEY": "from-env"}
-
-    def find(flag: str | None, env: dict[str, str], files: dict[Path, str]) -> cli.KeySource:
-        return cli.find_api_key(flag, env, cwd, checkout, read=keys_at(files))
-
-    assert find("from-flag", env, files) == cli.KeySource("from-flag", "--api-key")
-    assert find(None, env, files).key == "from-env"
-    assert "CARDFLOW_API_KEY" in find(None, env, files).origin
-    # No flag, no variable: the nearest .cardflow/api-key going up from the current folder...
-    assert find(None, {}, files) == cli.KeySource("from-parent", str(parent_key))
-    # ... then the checkout's.
-    assert find(None, {}, {checkout_key: "from-checkout"}).key == "from-checkout"
-    missing = find(None, {}, {})
-    assert missing.key is None
-    assert missing.looked_in[0] == cwd / ".cardflow" / "api-key"
-    assert missing.looked_in[-1] == checkout_key
-
-
-def test_api_key_from_the_state_dir(tmp_path: Path) -> None:
-    cwd, checkout = tmp_path / "cwd", tmp_path / "checkout"
-    absolute = tmp_path / "state"
-    files = {absolute / "api-key": "abs", checkout / "rel" / "api-key": "rel-checkout"}
-    found = cli.find_api_key(
-        None, {"CARDFLOW_STATE_DIR": str(absolute)}, cwd, checkout, keys_at(files)
-    )
-    assert found == cli.KeySource("abs", str(absolute / "api-key"))
-    relative = cli.find_api_key(None, {"CARDFLOW_STATE_DIR": "rel"}, cwd, checkout, keys_at(files))
-    assert relative.key == "rel-checkout"
-    # CARDFLOW_STATE_DIR set: the default .cardflow folders are not looked at.
-    assert cli.key_file_candidates({"CARDFLOW_STATE_DIR": "rel"}, cwd, checkout) == [
-        cwd / "rel" / "api-key",
-        checkout / "rel" / "api-key",
-    ]
-
-
-def test_api_key_file_is_read_from_disk(tmp_path: Path) -> None:
-    (tmp_path / ".cardflow").mkdir()
-    (tmp_path / ".cardflow" / "api-key").write_text("  disk-key\n")
-    assert cli.find_api_key(None, {}, tmp_path, tmp_path / "nowhere").key == "disk-key"
+    assert exits.exit_code_for(status) == code
 
 
 # --- pure: rendering decisions -------------------------------------------------------------
@@ -197,7 +149,7 @@ def test_api_key_file_is_read_from_disk(tmp_path: Path) -> None:
     ],
 )
 def test_live_view_only_on_a_real_terminal(isatty: bool, term: str | None, live: bool) -> None:
-    assert cli.use_live_view(isatty, term) is live
+    assert client_live.use_live_view(isatty, term) is live
 
 
 def run_object(
@@ -242,7 +194,7 @@ def run_object(
 
 
 def test_live_view_redraws_in_place() -> None:
-    printer = cli.ProgressPrinter(live=True, width=80)
+    printer = client_live.ProgressPrinter(live=True, width=80)
     first = printer.update(run_object(1, running=1))
     assert "\x1b[" not in first, "nothing to erase the first time"
     assert first.startswith("Run run_1 (pipeline): running\n")
@@ -258,7 +210,7 @@ def test_live_view_redraws_in_place() -> None:
 
 
 def test_piped_view_prints_a_line_per_change_and_each_error_once() -> None:
-    printer = cli.ProgressPrinter(live=False, width=100)
+    printer = client_live.ProgressPrinter(live=False, width=100)
     first = printer.update(run_object(1))
     assert "\x1b" not in first
     assert first.count("\n") == 1
@@ -281,27 +233,27 @@ def test_piped_view_prints_a_line_per_change_and_each_error_once() -> None:
 
 
 def test_redraw() -> None:
-    assert cli.redraw(0, ["a", "b"]) == "a\nb\n"
-    assert cli.redraw(2, ["c"]) == "\x1b[2A\r\x1b[Jc\n"
+    assert client_live.redraw(0, ["a", "b"]) == "a\nb\n"
+    assert client_live.redraw(2, ["c"]) == "\x1b[2A\r\x1b[Jc\n"
 
 
 def test_final_report_names_the_outcome_and_where_to_look() -> None:
     run = run_object(9, "partial", done=3, failed=1)
-    lines = cli.final_report(run, ["Tree: 1 epic"], cli.DEFAULT_URL)
+    lines = messages.final_report(run, ["Tree: 1 epic"], cli_args.DEFAULT_URL)
     text = "\n".join(lines)
     assert "Run run_1 partial in 1s: 3/4 items done, 1 failed; 120 tokens" in text
     assert "Tree: 1 epic" in text
-    assert f"{cli.DEFAULT_URL}/v1/runs/run_1" in text
-    assert f"{cli.DEFAULT_URL}/v1/projects/prj_1/export?format=markdown" in text
+    assert f"{cli_args.DEFAULT_URL}/v1/runs/run_1" in text
+    assert f"{cli_args.DEFAULT_URL}/v1/projects/prj_1/export?format=markdown" in text
     assert "(cardflow retry run_1)" in text
     assert "cardflow status run_1" in text
-    elsewhere = "\n".join(cli.final_report(run, [], "http://gw:9"))
+    elsewhere = "\n".join(messages.final_report(run, [], "http://gw:9"))
     assert "cardflow --url http://gw:9 export prj_1" in elsewhere
 
 
 def test_hints_name_the_gateway_unless_it_is_the_default() -> None:
-    assert cli.cli_command(cli.DEFAULT_URL) == "cardflow"
-    assert cli.cli_command("http://127.0.0.1:18100") == "cardflow --url http://127.0.0.1:18100"
+    assert messages.cli_command(cli_args.DEFAULT_URL) == "cardflow"
+    assert messages.cli_command("http://127.0.0.1:18100") == "cardflow --url http://127.0.0.1:18100"
 
 
 def test_runs_table_and_order() -> None:
@@ -309,12 +261,12 @@ def test_runs_table_and_order() -> None:
         run_object(1, "succeeded", done=4, run_id="old") | {"created_at": "2025-01-01T10:00:00Z"},
         run_object(1, "running", run_id="new") | {"created_at": "2025-01-02T10:00:00Z"},
     ]
-    ordered = cli.newest_first(runs)
+    ordered = messages.newest_first(runs)
     assert [r["id"] for r in ordered] == ["new", "old"]
-    lines = cli.runs_table(ordered, {"prj_1": "Checkout"})
+    lines = messages.runs_table(ordered, {"prj_1": "Checkout"})
     assert lines[0].split() == ["RUN", "PROJECT", "STAGE", "STATUS", "DONE", "ELAPSED", "CREATED"]
     assert lines[1].split()[:5] == ["new", "Checkout", "pipeline", "running", "0/4"]
-    assert cli.runs_table([], {})[0].startswith("no runs yet")
+    assert messages.runs_table([], {})[0].startswith("no runs yet")
 
 
 # --- HTTP flow against a fake gateway ------------------------------------------------------
@@ -446,7 +398,7 @@ def call(
 ) -> tuple[int, str, str]:
     out, err = Terminal(tty), io.StringIO()
     base = {"CARDFLOW_URL": URL, "CARDFLOW_API_KEY": KEY, "TERM": "xterm"}
-    code = cli.main(
+    code = cardflow.main(
         argv,
         env=base if env is None else env,
         transport=gateway.transport,
@@ -550,6 +502,47 @@ def test_missing_file_is_a_usage_error_before_any_request(gateway: FakeGateway) 
     assert code == 2
     assert "no such file: /nonexistent/prd.md" in err
     assert gateway.requests == []
+
+
+class LosingGateway(FakeGateway):
+    """Loses the first ``lost`` answers to ``POST .../runs`` (no answer at all)."""
+
+    def __init__(self, lost: int) -> None:
+        super().__init__()
+        self.lost = lost
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/runs") and self.lost:
+            self.lost -= 1
+            self.requests.append(request)
+            raise httpx.ConnectError("connection reset", request=request)
+        return super().handle(request)
+
+
+@pytest.mark.parametrize(("lost", "code"), [(2, 0), (3, 2)])
+def test_starting_a_run_is_retried_with_the_same_idempotency_key(
+    docs: list[Path], lost: int, code: int
+) -> None:
+    gateway = LosingGateway(lost)
+    gateway.upload_answers = [httpx.Response(202, json={"upload_id": "u1", "cards": ["c1"]})]
+    slept: list[float] = []
+    err = io.StringIO()
+    exit_code = cardflow.main(
+        ["run", str(docs[0]), "--detach"],
+        env={"CARDFLOW_URL": URL, "CARDFLOW_API_KEY": KEY},
+        transport=gateway.transport,
+        stdout=io.StringIO(),
+        stderr=err,
+        cwd=Path("/nonexistent"),
+        sleep=slept.append,
+    )
+    starts = gateway.calls("POST", "/runs")
+    assert exit_code == code, err.getvalue()
+    assert len(starts) == 3, "three tries, then the gateway is unreachable"
+    assert len({r.headers["idempotency-key"] for r in starts}) == 1
+    assert slept == [1.0, 2.0]
+    if code:
+        assert f"cannot reach the gateway at {URL}" in err.getvalue()
 
 
 def test_run_with_project_uses_it_and_detach_returns_at_once(
@@ -664,7 +657,7 @@ def test_unreachable_gateway(gateway: FakeGateway) -> None:
         raise httpx.ConnectError("Connection refused", request=request)
 
     err = io.StringIO()
-    code = cli.main(
+    code = cardflow.main(
         ["runs"],
         env={"CARDFLOW_URL": URL},
         transport=httpx.MockTransport(refuse),
@@ -696,7 +689,7 @@ def test_health_needs_no_key(gateway: FakeGateway) -> None:
         return httpx.Response(503, json={"status": "unavailable", "broker": False})
 
     out = io.StringIO()
-    code = cli.main(
+    code = cardflow.main(
         ["health"],
         env={"CARDFLOW_URL": URL},
         transport=httpx.MockTransport(ready),
@@ -809,5 +802,5 @@ def test_questions_reads_every_page_and_groups_by_card() -> None:
 
 def test_quality_of_an_unknown_project_is_an_api_error() -> None:
     code, _, err = call(QualityGateway([]), ["quality", "nope"])
-    assert code == cli.EXIT_ERROR
+    assert code == exits.EXIT_ERROR
     assert "not_found" in err

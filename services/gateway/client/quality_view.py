@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from services.gateway.progress_view import one_line
+from services.gateway.client.progress_view import one_line
 
 SHOWN_PER_LIST = 10
 TITLE_WIDTH = 70
