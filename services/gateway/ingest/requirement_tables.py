@@ -14,7 +14,7 @@ from services.gateway.ingest.inline import strip_inline
 from services.gateway.ingest.readings import PLAIN_MAX_CHARS
 from services.gateway.ingest.spans import span
 from services.gateway.ingest.statements.author_ids import is_author_id
-from services.gateway.ingest.statements.statement import statement
+from services.gateway.ingest.statements.stated_requirement import statement
 
 _ID_HEADERS = frozenset(("id", "#", "ref", "key", "req", "req id", "requirement id", "no", "nr"))
 _TEXT_HEADERS = (

@@ -53,7 +53,7 @@ from services.gateway.ingest.statements.scenarios import (
     is_scenario_line,
     list_marker_end,
 )
-from services.gateway.ingest.statements.statement import metadata_of, statement
+from services.gateway.ingest.statements.stated_requirement import metadata_of, statement
 
 # Several "**Key**: value" pairs on one line (a spec-kit header written on one line).
 _METADATA_SPLIT = re.compile(r" \x00 |[ \t]{1,4}(?=\*\*[A-Z][A-Za-z ]{0,30}\*\*:)")

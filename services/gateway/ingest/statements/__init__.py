@@ -4,10 +4,11 @@ tracker rows), so one sentence is read the same wherever it comes from.
 Everything here is pure and linear: the patterns are anchored, bounded or stop at a
 character they cannot cross, and the rest is ``str.find``/``in`` over lower-cased text.
 
-The main entry is :func:`statement` (:mod:`.statement`); the pieces it reads with are public
-for readers that need one: author ids (:mod:`.author_ids`), priorities (:mod:`.priorities`),
-questions (:mod:`.questions`), forms such as user stories and EARS (:mod:`.forms`), kinds
-(:mod:`.kinds`), Given/When/Then scenarios and list markers (:mod:`.scenarios`).
+The main entry is :func:`statement` (:mod:`.stated_requirement`); the pieces it reads with
+are public for readers that need one: author ids (:mod:`.author_ids`), priorities
+(:mod:`.priorities`), questions (:mod:`.questions`), forms such as user stories and EARS
+(:mod:`.forms`), kinds (:mod:`.kinds`), Given/When/Then scenarios and list markers
+(:mod:`.scenarios`). This package re-exports them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from services.gateway.ingest.statements.scenarios import (
     is_scenario_line,
     list_marker_end,
 )
-from services.gateway.ingest.statements.statement import metadata_of, statement
+from services.gateway.ingest.statements.stated_requirement import metadata_of, statement
 
 __all__ = [
     "author_id_of",
