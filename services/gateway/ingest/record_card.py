@@ -25,7 +25,9 @@ from services.gateway.ingest.model import (
     UploadError,
 )
 from services.gateway.ingest.normalise import clean_body, clean_title, derive_title, shorten
-from services.gateway.ingest.statements import kind_of, questions_in, user_story_of
+from services.gateway.ingest.statements.forms import user_story_of
+from services.gateway.ingest.statements.kinds import kind_of
+from services.gateway.ingest.statements.questions import questions_in
 
 
 @dataclass(slots=True)

@@ -14,8 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -25,7 +24,13 @@ from contracts.events import ErrorCode
 from services.runtime.fleet import FleetGate, current_scope
 from services.runtime.llm.answers import InvalidAnswer, parse_answer
 from services.runtime.llm.context import discover_context
-from services.runtime.llm.errors import LLMError, error_for_status, error_mid_stream
+from services.runtime.llm.errors import LLMError, error_mid_stream
+from services.runtime.llm.openai_response import (
+    Answer,
+    read_completion,
+    read_stream,
+    status_error,
+)
 from services.runtime.llm.pricing import cost_usd
 from services.runtime.llm.request import (
     LLMRequest,
@@ -33,7 +38,6 @@ from services.runtime.llm.request import (
     OnTokens,
     T,
     estimate_prompt_tokens,
-    estimate_tokens,
 )
 from services.runtime.llm.spend import Heartbeat, Spend
 from services.runtime.settings import Settings
@@ -54,13 +58,6 @@ REPAIR_ECHO_CHARS = 6000
 MIN_ANSWER_TOKENS = 256
 """Room for less than this (or the asked limit, when smaller) beside the prompt in the model's
 context: the call is not sent."""
-
-
-@dataclass
-class _Answer:
-    text: str
-    finish_reason: str | None
-    refusal: str | None
 
 
 class OpenAIProvider:
@@ -175,7 +172,7 @@ class OpenAIProvider:
         )
         return LLMResult(output, provenance)
 
-    def _accept(self, request: LLMRequest[T], answer: _Answer, spend: Spend, limit: int) -> T:
+    def _accept(self, request: LLMRequest[T], answer: Answer, spend: Spend, limit: int) -> T:
         if answer.refusal or answer.finish_reason == "content_filter":
             raise spend.error(ErrorCode.LLM_REFUSED, "the model refused to answer", retryable=False)
         if answer.finish_reason == "length":
@@ -193,7 +190,7 @@ class OpenAIProvider:
         heartbeat: Heartbeat,
         deadline: asyncio.Timeout,
         limit: int,
-    ) -> _Answer:
+    ) -> Answer:
         async with self._slot(request, model, messages, spend, deadline, limit):
             return await self._call(request, model, messages, spend, heartbeat, limit)
 
@@ -236,7 +233,7 @@ class OpenAIProvider:
         spend: Spend,
         heartbeat: Heartbeat,
         limit: int,
-    ) -> _Answer:
+    ) -> Answer:
         spend.attempts += 1
         params: dict[str, Any] = {
             "model": model,
@@ -256,10 +253,12 @@ class OpenAIProvider:
             params["seed"] = self._settings.llm_seed
         try:
             if self._settings.llm_stream:
-                return await self._stream(params, messages, spend, heartbeat)
-            return await self._complete(params, messages, spend)
+                return await read_stream(
+                    self._client, self._settings, params, messages, spend, heartbeat
+                )
+            return await read_completion(self._client, params, messages, spend)
         except openai.APIStatusError as error:
-            raise spend.charge(_status_error(error, messages)) from None
+            raise spend.charge(status_error(error, messages)) from None
         except openai.APITimeoutError:
             raise spend.error(
                 ErrorCode.LLM_TIMEOUT, "the LLM provider connection timed out", retryable=True
@@ -278,92 +277,6 @@ class OpenAIProvider:
                     prompt=prompt,
                 )
             ) from None
-
-    async def _stream(
-        self,
-        params: dict[str, Any],
-        messages: list[dict[str, str]],
-        spend: Spend,
-        heartbeat: Heartbeat,
-    ) -> _Answer:
-        settings = self._settings
-        loop = asyncio.get_running_loop()
-        first_by = loop.time() + settings.llm_first_token_timeout_s
-        parts: list[str] = []
-        refusal: list[str] = []
-        finish: str | None = None
-        usage: tuple[int, int] | None = None
-        received = False
-        chars = 0
-        stream = None
-        try:
-            waiting = asyncio.timeout_at(first_by)
-            async with waiting:
-                stream = await self._client.chat.completions.create(
-                    **params, stream=True, stream_options={"include_usage": True}
-                )
-            while True:
-                waiting = asyncio.timeout_at(
-                    loop.time() + settings.llm_stream_idle_timeout_s if received else first_by
-                )
-                try:
-                    async with waiting:
-                        chunk = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                received = True
-                if chunk.usage is not None:
-                    usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta.content:
-                        parts.append(delta.content)
-                        chars += len(delta.content)
-                    if delta.refusal:
-                        refusal.append(delta.refusal)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                await heartbeat.tick(spend.output_tokens + (chars + 3) // 4)
-        except TimeoutError:
-            if not waiting.expired():
-                raise  # the total deadline: handled by generate
-            spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
-            if received:
-                message = f"the answer stalled for {settings.llm_stream_idle_timeout_s:g} s"
-            else:
-                message = f"no answer within {settings.llm_first_token_timeout_s:g} s"
-            raise spend.error(ErrorCode.LLM_TIMEOUT, message, retryable=True) from None
-        except BaseException as error:
-            _charge_abandoned(spend, messages, chars, error, opened=stream is not None)
-            raise
-        finally:
-            if stream is not None:
-                await asyncio.shield(stream.close())
-        text = "".join(parts)
-        if usage is None:
-            usage = (estimate_prompt_tokens(messages), estimate_tokens(text))
-        spend.add(*usage)
-        return _Answer(text, finish, "".join(refusal) or None)
-
-    async def _complete(
-        self, params: dict[str, Any], messages: list[dict[str, str]], spend: Spend
-    ) -> _Answer:
-        try:
-            completion = await self._client.chat.completions.create(**params, stream=False)
-        except BaseException as error:
-            _charge_abandoned(spend, messages, 0, error, opened=False)
-            raise
-        choice = completion.choices[0] if completion.choices else None
-        text = (choice.message.content or "") if choice else ""
-        if completion.usage is not None:
-            spend.add(completion.usage.prompt_tokens, completion.usage.completion_tokens)
-        else:
-            spend.add(estimate_prompt_tokens(messages), estimate_tokens(text))
-        return _Answer(
-            text,
-            choice.finish_reason if choice else None,
-            (choice.message.refusal or None) if choice else None,
-        )
 
 
 def _answer_room(
@@ -391,23 +304,6 @@ def _repair(invalid: InvalidAnswer, answer: str, limit: int) -> list[dict[str, s
     return [{"role": "assistant", "content": answer}, instruction]
 
 
-def _charge_abandoned(
-    spend: Spend, messages: list[dict[str, str]], chars: int, error: BaseException, *, opened: bool
-) -> None:
-    """A call given up on (timeout, cancel, broken stream) was likely billed for the prompt
-    and what streamed: count an estimate, so budgets see it. An error answer, or no
-    connection at all, cost nothing."""
-    if isinstance(error, openai.APIStatusError):
-        return
-    if (
-        not opened
-        and isinstance(error, openai.APIConnectionError)
-        and not isinstance(error, openai.APITimeoutError)
-    ):
-        return
-    spend.add(estimate_prompt_tokens(messages), (chars + 3) // 4)
-
-
 def make_openai_client(settings: Settings) -> AsyncOpenAI:
     """``max_retries=0``: the work queue owns retries. The HTTP timeout is per read, so it is
     only a backstop; ``generate`` enforces the total deadline itself."""
@@ -424,29 +320,6 @@ def make_openai_client(settings: Settings) -> AsyncOpenAI:
 def schema_name(name: str) -> str:
     """response_format names allow letters, digits, _ and - (64 at most)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
-
-
-def _status_error(error: openai.APIStatusError, messages: list[dict[str, str]]) -> LLMError:
-    """The provider's body as the ``openai`` client hands it over: the inner ``error`` object
-    when there is one (OpenAI, llama.cpp, vLLM, Ollama, LiteLLM), else the whole body (vLLM's
-    older ``{"object": "error", ...}``), else nothing readable."""
-    body = error.body
-    fields = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(fields, str):  # vLLM's 401: {"error": "Unauthorized"}
-        fields = {"message": fields}
-    if not isinstance(fields, dict):
-        fields = {}
-    message = fields.get("message")
-    inner = fields.get("innererror")
-    inner_code = inner.get("code") if isinstance(inner, dict) else None
-    return error_for_status(
-        error.status_code,
-        code=fields.get("code", error.code) or inner_code,
-        kind=fields.get("type") or inner_code,
-        message=str(message if isinstance(message, str) else ""),
-        headers=cast(Any, error.response.headers),
-        prompt=[m["content"] for m in messages],
-    )
 
 
 def _start(deadline: asyncio.Timeout, seconds: float) -> None:
