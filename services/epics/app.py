@@ -239,13 +239,14 @@ async def plan_epics(
 
 
 async def on_card_analyzed(stage: StageApp, ctx: HandlerContext) -> None:
-    """Stores this service's copy of an analysis; a run that waited for it, and for nothing
-    else now, is expanded into its epics."""
+    """Stores this service's copy of an analysis; a run that waited for this version of it,
+    and for nothing else now, is expanded into its epics."""
     event = CardAnalyzed.model_validate(ctx.envelope.data)
     await lock_names(ctx.session, [f"analysis:{event.card_id}"])
     card = logic.AnalysedCard(event.card_id, event.title, event.analysis, event.position)
     await store.save_analysed_card(ctx.session, event.project_id, card, event.analysis_version)
-    for run_id in await store.analysis_arrived(ctx.session, event.card_id):
+    arrived = await store.analysis_arrived(ctx.session, event.card_id, event.analysis_version)
+    for run_id in arrived:
         if await store.still_awaited(ctx.session, run_id) == 0:
             run = await stage.queue.get_run(ctx.session, run_id)
             if run is not None:
@@ -270,11 +271,13 @@ async def on_epics_requested(stage: StageApp, ctx: HandlerContext) -> None:
     known = await store.analysed(ctx.session, wanted)
     # Epics need every analysis of the scope: wait for those not seen yet (cards.analyzed
     # and this command travel on different topics, so either may come first).
-    missing = [
-        c.card_id
+    # Only the version the command names will do: another one here (or arriving) may be an
+    # analysis from before the card was edited.
+    missing = {
+        c.card_id: c.analysis_version
         for c in command.cards
         if c.card_id not in known or known[c.card_id][1] != c.analysis_version
-    ]
+    }
     if missing:
         await store.await_analyses(ctx.session, run.run_id, missing)
     else:
