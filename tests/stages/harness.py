@@ -31,7 +31,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Row
 
 from contracts import Envelope, Topic, dead_letter_topic, root_envelope
-from contracts.backlog import Epic
+from contracts.backlog import Epic, Subtask
 from contracts.events import (
     AnalysedCardRef,
     CardAnalyzed,
@@ -41,6 +41,7 @@ from contracts.events import (
     RunProgress,
     Stage,
     StoryInContext,
+    SubtaskOptions,
 )
 from contracts.topics import RUNS_PROGRESS
 from services.analysis import app as analysis_app
@@ -57,6 +58,7 @@ from services.runtime.work import ItemState, WorkRun
 from services.stories import app as stories_app
 from services.stories import logic as stories_logic
 from services.subtasks import app as subtasks_app
+from services.subtasks import logic as subtasks_logic
 from tests.support import wait
 from tests.support.infra import sqlite_url
 
@@ -393,6 +395,12 @@ async def stories_of(epic: Epic) -> list[StoryInContext]:
     """The stories the stories stage makes of ``epic`` offline, in their context."""
     draft = (await offline_llm().generate(stories_logic.llm_request(epic))).output
     return [stories_logic.in_context(epic, s) for s in stories_logic.to_stories(epic, draft)]
+
+
+async def subtasks_of(story: StoryInContext, options: SubtaskOptions) -> list[Subtask]:
+    """The subtasks the subtasks stage makes of ``story`` offline with ``options``."""
+    draft = (await offline_llm().generate(subtasks_logic.llm_request(story, options))).output
+    return subtasks_logic.to_subtasks(story.story, draft)
 
 
 def stored(row: Row[Any], column: str, model: type[T]) -> T:
