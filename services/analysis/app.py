@@ -1,8 +1,10 @@
-"""Wiring of the analysis stage: thin handlers that translate messages into calls."""
+"""The analysis stage: its worker, its handlers (module functions taking the StageApp), and
+``build``, which wires them to their topics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,47 +90,55 @@ class AnalysisWorker:
         await enqueue(session, EPICS_REQUESTED.name, self.stage.event(run, command, key=run.run_id))
 
 
+async def on_card_submitted(stage: StageApp, ctx: HandlerContext) -> None:
+    """Stores this service's copy of a card and releases the items waiting for it."""
+    submitted = CardSubmitted.model_validate(ctx.envelope.data)
+    card = logic.Card(
+        submitted.card_id,
+        submitted.project_id,
+        submitted.title,
+        submitted.body,
+        submitted.position,
+        submitted.document,
+    )
+    await lock_names(ctx.session, [wait_key(card.card_id)])
+    await store.save_card(ctx.session, card, ctx.envelope.tenant_id)
+    await stage.queue.release(ctx.session, wait_key(card.card_id))
+
+
+async def on_analysis_requested(stage: StageApp, ctx: HandlerContext) -> None:
+    """Opens the run with one item per card, and closes it: the command names them all."""
+    command = AnalysisRequested.model_validate(ctx.envelope.data)
+    run = await stage.open_run(
+        ctx,
+        command.run_id,
+        command.project_id,
+        command.pipeline,
+        command.options.model_dump(mode="json"),
+    )
+    await lock_names(ctx.session, [wait_key(c) for c in command.card_ids])
+    titles = await store.card_titles(ctx.session, command.card_ids)
+    items = [
+        # A card whose copy has not arrived yet waits for its cards.submitted event:
+        # the two topics are not ordered with respect to each other.
+        NewItem(
+            item_id=card_id,
+            title=titles.get(card_id, card_id),
+            wait_key=None if card_id in titles else wait_key(card_id),
+        )
+        for card_id in command.card_ids
+    ]
+    await stage.queue.add_items(ctx.session, run, items)
+    await stage.close_run(ctx.session, run)
+
+
 def build(stage: StageApp) -> None:
-    worker = AnalysisWorker(stage.llm, stage)
-    stage.set_worker(worker)
-
-    async def on_card_submitted(ctx: HandlerContext) -> None:
-        submitted = CardSubmitted.model_validate(ctx.envelope.data)
-        card = logic.Card(
-            submitted.card_id,
-            submitted.project_id,
-            submitted.title,
-            submitted.body,
-            submitted.position,
-            submitted.document,
-        )
-        await lock_names(ctx.session, [wait_key(card.card_id)])
-        await store.save_card(ctx.session, card, ctx.envelope.tenant_id)
-        await stage.queue.release(ctx.session, wait_key(card.card_id))
-
-    async def on_analysis_requested(ctx: HandlerContext) -> None:
-        command = AnalysisRequested.model_validate(ctx.envelope.data)
-        run = await stage.open_run(
-            ctx,
-            command.run_id,
-            command.project_id,
-            command.pipeline,
-            command.options.model_dump(mode="json"),
-        )
-        await lock_names(ctx.session, [wait_key(c) for c in command.card_ids])
-        titles = await store.card_titles(ctx.session, command.card_ids)
-        items = [
-            # A card whose copy has not arrived yet waits for its cards.submitted event:
-            # the two topics are not ordered with respect to each other.
-            NewItem(
-                item_id=card_id,
-                title=titles.get(card_id, card_id),
-                wait_key=None if card_id in titles else wait_key(card_id),
-            )
-            for card_id in command.card_ids
-        ]
-        await stage.queue.add_items(ctx.session, run, items)
-        await stage.close_run(ctx.session, run)
-
-    stage.consume(CARDS_SUBMITTED.name, on_card_submitted, {CardSubmitted.TYPE: {1}})
-    stage.consume(ANALYSIS_REQUESTED.name, on_analysis_requested, {AnalysisRequested.TYPE: {1}})
+    stage.set_worker(AnalysisWorker(stage.llm, stage))
+    stage.consume(
+        CARDS_SUBMITTED.name, partial(on_card_submitted, stage), {CardSubmitted.TYPE: {1}}
+    )
+    stage.consume(
+        ANALYSIS_REQUESTED.name,
+        partial(on_analysis_requested, stage),
+        {AnalysisRequested.TYPE: {1}},
+    )

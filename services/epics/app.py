@@ -1,10 +1,12 @@
-"""Wiring of the epics stage: thin handlers that translate messages into calls."""
+"""The epics stage: its worker, the expansion of a run into epics, its handlers (module
+functions taking the StageApp), and ``build``, which wires them to their topics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -236,45 +238,55 @@ async def plan_epics(
     await stage.queue.add_items(session, run, items)
 
 
+async def on_card_analyzed(stage: StageApp, ctx: HandlerContext) -> None:
+    """Stores this service's copy of an analysis; a run that waited for this version of it,
+    and for nothing else now, is expanded into its epics."""
+    event = CardAnalyzed.model_validate(ctx.envelope.data)
+    await lock_names(ctx.session, [f"analysis:{event.card_id}"])
+    card = logic.AnalysedCard(event.card_id, event.title, event.analysis, event.position)
+    await store.save_analysed_card(ctx.session, event.project_id, card, event.analysis_version)
+    arrived = await store.analysis_arrived(ctx.session, event.card_id, event.analysis_version)
+    for run_id in arrived:
+        if await store.still_awaited(ctx.session, run_id) == 0:
+            run = await stage.queue.get_run(ctx.session, run_id)
+            if run is not None:
+                await expand(stage, ctx.session, run)
+
+
+async def on_epics_requested(stage: StageApp, ctx: HandlerContext) -> None:
+    """Opens the run over its cards; expands it now if every analysis it names is here,
+    else records the ones it waits for (``on_card_analyzed`` expands it)."""
+    command = EpicsRequested.model_validate(ctx.envelope.data)
+    wanted = [c.card_id for c in command.cards]
+    run = await stage.open_run(
+        ctx,
+        command.run_id,
+        command.project_id,
+        command.pipeline,
+        command.options.model_dump(mode="json"),
+        scope=wanted,
+    )
+    # Serialised with on_card_analyzed per card: neither may miss the other's write.
+    await lock_names(ctx.session, [f"analysis:{c}" for c in wanted])
+    known = await store.analysed(ctx.session, wanted)
+    # Epics need every analysis of the scope: wait for those not seen yet (cards.analyzed
+    # and this command travel on different topics, so either may come first).
+    # Only the version the command names will do: another one here (or arriving) may be an
+    # analysis from before the card was edited.
+    missing = {
+        c.card_id: c.analysis_version
+        for c in command.cards
+        if c.card_id not in known or known[c.card_id][1] != c.analysis_version
+    }
+    if missing:
+        await store.await_analyses(ctx.session, run.run_id, missing)
+    else:
+        await expand(stage, ctx.session, run)
+
+
 def build(stage: StageApp) -> None:
     stage.set_worker(EpicsWorker(stage.llm, stage))
-
-    async def on_card_analyzed(ctx: HandlerContext) -> None:
-        event = CardAnalyzed.model_validate(ctx.envelope.data)
-        await lock_names(ctx.session, [f"analysis:{event.card_id}"])
-        card = logic.AnalysedCard(event.card_id, event.title, event.analysis, event.position)
-        await store.save_analysed_card(ctx.session, event.project_id, card, event.analysis_version)
-        for run_id in await store.analysis_arrived(ctx.session, event.card_id):
-            if await store.still_awaited(ctx.session, run_id) == 0:
-                run = await stage.queue.get_run(ctx.session, run_id)
-                if run is not None:
-                    await expand(stage, ctx.session, run)
-
-    async def on_epics_requested(ctx: HandlerContext) -> None:
-        command = EpicsRequested.model_validate(ctx.envelope.data)
-        wanted = [c.card_id for c in command.cards]
-        run = await stage.open_run(
-            ctx,
-            command.run_id,
-            command.project_id,
-            command.pipeline,
-            command.options.model_dump(mode="json"),
-            scope=wanted,
-        )
-        # Serialised with on_card_analyzed per card: neither may miss the other's write.
-        await lock_names(ctx.session, [f"analysis:{c}" for c in wanted])
-        known = await store.analysed(ctx.session, wanted)
-        # Epics need every analysis of the scope: wait for those not seen yet (cards.analyzed
-        # and this command travel on different topics, so either may come first).
-        missing = [
-            c.card_id
-            for c in command.cards
-            if c.card_id not in known or known[c.card_id][1] != c.analysis_version
-        ]
-        if missing:
-            await store.await_analyses(ctx.session, run.run_id, missing)
-        else:
-            await expand(stage, ctx.session, run)
-
-    stage.consume(CARDS_ANALYZED.name, on_card_analyzed, {CardAnalyzed.TYPE: {1}})
-    stage.consume(EPICS_REQUESTED.name, on_epics_requested, {EpicsRequested.TYPE: {1}})
+    stage.consume(CARDS_ANALYZED.name, partial(on_card_analyzed, stage), {CardAnalyzed.TYPE: {1}})
+    stage.consume(
+        EPICS_REQUESTED.name, partial(on_epics_requested, stage), {EpicsRequested.TYPE: {1}}
+    )

@@ -14,7 +14,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
+    or_,
     select,
     update,
 )
@@ -38,12 +40,14 @@ analysed_cards = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# One row per (run, card) whose analysis the run still waits for.
+# One row per (run, card) whose analysis the run still waits for, in the version it names
+# (null on rows from before versions were kept: any analysis of the card then).
 awaited = Table(
     "epics_awaited_analyses",
     metadata,
     Column("run_id", String(64), primary_key=True),
     Column("card_id", String(64), primary_key=True),
+    Column("analysis_version", String(64), nullable=True),
 )
 
 epics = Table(
@@ -96,23 +100,26 @@ async def analysed(
     }
 
 
-async def await_analyses(session: AsyncSession, run_id: str, card_ids: list[str]) -> None:
-    for card_id in card_ids:
+async def await_analyses(session: AsyncSession, run_id: str, versions: dict[str, str]) -> None:
+    """Records that the run waits for these analyses: card id -> the version it names."""
+    for card_id, version in versions.items():
         await session.execute(
             dialect_insert(session)(awaited)
-            .values(run_id=run_id, card_id=card_id)
+            .values(run_id=run_id, card_id=card_id, analysis_version=version)
             .on_conflict_do_nothing()
         )
 
 
-async def analysis_arrived(session: AsyncSession, card_id: str) -> list[str]:
-    """Removes the card from every run's wait list; returns the runs that waited for it."""
-    runs = list(
-        (
-            await session.execute(select(awaited.c.run_id).where(awaited.c.card_id == card_id))
-        ).scalars()
+async def analysis_arrived(session: AsyncSession, card_id: str, version: str) -> list[str]:
+    """Removes the card from the wait list of every run waiting for this version of its
+    analysis; returns those runs. A run waiting for another version (the analysis of an
+    edited card, when an older one arrives late) keeps waiting."""
+    this = and_(
+        awaited.c.card_id == card_id,
+        or_(awaited.c.analysis_version == version, awaited.c.analysis_version.is_(None)),
     )
-    await session.execute(delete(awaited).where(awaited.c.card_id == card_id))
+    runs = list((await session.execute(select(awaited.c.run_id).where(this))).scalars())
+    await session.execute(delete(awaited).where(this))
     return runs
 
 

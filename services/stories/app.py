@@ -1,8 +1,10 @@
-"""Wiring of the stories stage: thin handlers that translate messages into calls."""
+"""The stories stage: its worker, its handler (a module function taking the StageApp), and
+``build``, which wires it to its topic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,27 +107,32 @@ class StoriesWorker:
         )
 
 
+async def on_stories_requested(stage: StageApp, ctx: HandlerContext) -> None:
+    """Opens (or adds to) the run: one item per epic the command carries."""
+    command = StoriesRequested.model_validate(ctx.envelope.data)
+    run = await stage.open_run(
+        ctx,
+        command.run_id,
+        command.project_id,
+        command.pipeline,
+        command.options.model_dump(mode="json"),
+    )
+    # The command carries the epics themselves: nothing to wait for.
+    items = [
+        NewItem(item_id=e.epic_id, title=e.title, payload=e.model_dump(mode="json"))
+        for e in command.epics
+    ]
+    await stage.queue.add_items(ctx.session, run, items)
+    # A pipeline sends one command per epic as epics are made (complete=false): the run
+    # stays open for the next one.
+    if command.complete:
+        await stage.close_run(ctx.session, run)
+
+
 def build(stage: StageApp) -> None:
     stage.set_worker(StoriesWorker(stage.llm, stage))
-
-    async def on_stories_requested(ctx: HandlerContext) -> None:
-        command = StoriesRequested.model_validate(ctx.envelope.data)
-        run = await stage.open_run(
-            ctx,
-            command.run_id,
-            command.project_id,
-            command.pipeline,
-            command.options.model_dump(mode="json"),
-        )
-        # The command carries the epics themselves: nothing to wait for.
-        items = [
-            NewItem(item_id=e.epic_id, title=e.title, payload=e.model_dump(mode="json"))
-            for e in command.epics
-        ]
-        await stage.queue.add_items(ctx.session, run, items)
-        # A pipeline sends one command per epic as epics are made (complete=false): the run
-        # stays open for the next one.
-        if command.complete:
-            await stage.close_run(ctx.session, run)
-
-    stage.consume(STORIES_REQUESTED.name, on_stories_requested, {StoriesRequested.TYPE: {1}})
+    stage.consume(
+        STORIES_REQUESTED.name,
+        partial(on_stories_requested, stage),
+        {StoriesRequested.TYPE: {1}},
+    )

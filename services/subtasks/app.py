@@ -1,8 +1,10 @@
-"""Wiring of the subtasks stage: thin handlers that translate messages into calls."""
+"""The subtasks stage: its worker, its handler (a module function taking the StageApp), and
+``build``, which wires it to its topic."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,28 +90,31 @@ class SubtasksWorker:
         """The last stage: nothing to hand on."""
 
 
+async def on_subtasks_requested(stage: StageApp, ctx: HandlerContext) -> None:
+    """Opens (or adds to) the run: one item per story the command carries."""
+    command = SubtasksRequested.model_validate(ctx.envelope.data)
+    run = await stage.open_run(
+        ctx,
+        command.run_id,
+        command.project_id,
+        command.pipeline,
+        command.options.model_dump(mode="json"),
+    )
+    # The command carries the stories with their context: nothing to wait for.
+    items = [
+        NewItem(item_id=s.story.story_id, title=s.story.title, payload=s.model_dump(mode="json"))
+        for s in command.stories
+    ]
+    await stage.queue.add_items(ctx.session, run, items)
+    # A pipeline sends one command per epic's stories (complete=false): the run stays open.
+    if command.complete:
+        await stage.close_run(ctx.session, run)
+
+
 def build(stage: StageApp) -> None:
     stage.set_worker(SubtasksWorker(stage.llm, stage))
-
-    async def on_subtasks_requested(ctx: HandlerContext) -> None:
-        command = SubtasksRequested.model_validate(ctx.envelope.data)
-        run = await stage.open_run(
-            ctx,
-            command.run_id,
-            command.project_id,
-            command.pipeline,
-            command.options.model_dump(mode="json"),
-        )
-        # The command carries the stories with their context: nothing to wait for.
-        items = [
-            NewItem(
-                item_id=s.story.story_id, title=s.story.title, payload=s.model_dump(mode="json")
-            )
-            for s in command.stories
-        ]
-        await stage.queue.add_items(ctx.session, run, items)
-        # A pipeline sends one command per epic's stories (complete=false): the run stays open.
-        if command.complete:
-            await stage.close_run(ctx.session, run)
-
-    stage.consume(SUBTASKS_REQUESTED.name, on_subtasks_requested, {SubtasksRequested.TYPE: {1}})
+    stage.consume(
+        SUBTASKS_REQUESTED.name,
+        partial(on_subtasks_requested, stage),
+        {SubtasksRequested.TYPE: {1}},
+    )
