@@ -8,9 +8,10 @@ claimed again), and replicas on one PostgreSQL database share the queue.
 """
 
 from contracts.pipeline import ItemState
+from services.runtime.work.outcomes import Committed, ItemFailure, StageWorker
 from services.runtime.work.queue import WorkQueue
 from services.runtime.work.records import Beat, NewItem, WorkItem, WorkRun
-from services.runtime.work.runner import Committed, ItemFailure, ItemRunner, StageWorker
+from services.runtime.work.runner import ItemRunner
 
 __all__ = [
     "Beat",
