@@ -31,6 +31,7 @@ from contracts.topics import (
     SUBTASKS_GENERATED,
 )
 from services.gateway.api import router
+from services.gateway.body_limit import BodyLimit
 from services.gateway.problem_handlers import install_problem_handlers
 from services.gateway.quality_api import router as quality_router
 from services.gateway.readmodel.projection import Projection
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.upload_slots = asyncio.Semaphore(settings.upload_max_concurrent)
     install_problem_handlers(app)
     app.add_middleware(RequestMetrics)
+    # Added last, so outermost: the body is bounded before anything else reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.request_body_limit())
     app.include_router(router)
     app.include_router(quality_router)  # /v1/projects/{id}/quality and /questions
     app.include_router(web_router)  # the web page at / (services/gateway/web)

@@ -52,7 +52,11 @@ def _standard_phrase(status: int) -> str | None:
 
 
 def http_exception_problem(exc: StarletteHTTPException) -> Problem:
-    """A problem for a framework ``HTTPException`` (its status and headers kept)."""
+    """A problem for a framework ``HTTPException`` (its status and headers kept); one that
+    carries its own ``problem`` (raised where a Problem would not get through) answers that."""
+    carried = getattr(exc, "problem", None)
+    if isinstance(carried, Problem):
+        return carried
     status = exc.status_code
     code = code_for_status(status)
     phrase = _standard_phrase(status)

@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".cardflow")
+FORM_FRAMING_BYTES = 64 * 1024
+"""Room for a multipart form's boundaries and part headers around an uploaded file."""
 
 
 class Settings(BaseSettings):
@@ -320,6 +322,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest uploaded file, in bytes (5 MB); larger answers 413 upload_too_large.",
     )
+    request_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the gateway reads, in bytes (8 MB), checked before "
+        "the API key: more answers 413 request_too_large. Never below the largest upload "
+        "and its form's framing.",
+    )
     upload_max_cards: int = Field(
         default=2000,
         ge=1,
@@ -333,6 +342,10 @@ class Settings(BaseSettings):
     upload_max_concurrent: int = Field(
         default=3, ge=1, description="Uploads one gateway replica splits and stores at once."
     )
+
+    def request_body_limit(self) -> int:
+        """The body limit in force: an upload of the largest allowed file always fits."""
+        return max(self.request_max_body_bytes, self.upload_max_file_bytes + FORM_FRAMING_BYTES)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from services.gateway.app import MIGRATIONS, create_app
+from services.gateway.app import create_app
 from services.gateway.problems import PROBLEMS
-from services.runtime.migrate import migrate
 from services.runtime.settings import Settings
 from tests.support.infra import sqlite_url
-from tests.support.wait import until_sync
+from tests.support.served import served
 
 pytestmark = pytest.mark.integration
 
@@ -33,51 +28,6 @@ HEALTH_TIMEOUT_S = 2.0
 UPLOAD_DEADLINE_S = 60.0
 HOSTILE = ("#" + " " * 200_000 + "x\n\n" + "[" * 200_000 + "\n").encode()
 BOUNDARY = "cardflow-test-boundary"
-
-
-@contextlib.contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread of its own (its own event loop, as in
-    production: the test's client loop never runs the server's work); the base URL."""
-    service = app.state.service
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    failure: list[BaseException] = []
-
-    async def main() -> None:
-        # The database is the server loop's alone: migrated, used and closed there.
-        try:
-            await migrate(service.engine, MIGRATIONS)
-            await server.serve(sockets=[sock])
-        except BaseException as error:
-            failure.append(error)
-            raise
-        finally:
-            await service.engine.dispose()
-            await service.fleet.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), name="gateway", daemon=True)
-    thread.start()
-    until_sync(
-        lambda: server.started or not thread.is_alive(),
-        timeout=30,
-        what="the gateway to listen",
-        interval=0.02,
-    )
-    assert server.started, f"the gateway did not start: {failure!r}"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "the gateway did not stop"
 
 
 @pytest.fixture
