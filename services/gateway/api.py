@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from contracts import new_event_id
 from contracts.pipeline import ACTIVE_RUN_STATUSES
 from services.gateway import commands, controls, export, ingest, quality_api
 from services.gateway.auth import tenant_of
+from services.gateway.inputs import Input, storable_file_name
 from services.gateway.problems import Problem
 from services.gateway.readmodel import queries
 from services.gateway.readmodel.tables import uploads as uploads_table
@@ -24,14 +25,12 @@ Tenant = Annotated[str, Depends(tenant_of)]
 MAX_WAIT_S = 30.0
 
 
-class ProjectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProjectIn(Input):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
 
 
-class CardsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CardsIn(Input):
     cards: list[commands.CardIn] = Field(min_length=1)
 
 
@@ -105,11 +104,12 @@ async def upload(project_id: str, file: UploadFile, request: Request, tenant: Te
     limits = ingest.UploadLimits.from_settings(settings)
     async with _sessions(request)() as session:
         await queries.project_row(session, tenant, project_id)
+    file_name = storable_file_name(file.filename)
     async with request.app.state.upload_slots:
         data = await _read_limited(file, limits)
         # Splitting is CPU work on up to 5 MB: off the event loop, so polls stay answered.
         drafts = await asyncio.to_thread(
-            ingest.split_upload, file.filename, file.content_type, data, limits
+            ingest.split_upload, file_name or None, file.content_type, data, limits
         )
     upload_id = new_event_id()
     new_cards = [
@@ -121,7 +121,7 @@ async def upload(project_id: str, file: UploadFile, request: Request, tenant: Te
                 upload_id=upload_id,
                 tenant_id=tenant,
                 project_id=project_id,
-                file_name=(file.filename or "")[:300],
+                file_name=file_name[:300],
                 size_bytes=len(data),
                 card_count=len(new_cards),
                 created_at=datetime.now(UTC),

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from contracts.topics import (
     STORIES_REQUESTED,
     SUBTASKS_REQUESTED,
 )
+from services.gateway.inputs import Input
 from services.gateway.problems import Problem
 from services.gateway.readmodel.items import Announced, announce
 from services.gateway.readmodel.tables import cards, epics, idempotency, projects, runs, stories
@@ -43,22 +44,19 @@ from services.runtime.tracing import run_span
 SOURCE = "gateway"
 
 
-class CardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CardIn(Input):
     title: str = Field(min_length=1, max_length=500)
     body: str = Field(default="", max_length=200_000)
     external_id: str | None = Field(default=None, max_length=200)
 
 
-class RunScope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunScope(Input):
     card_ids: list[str] | None = None
     epic_ids: list[str] | None = None
     story_ids: list[str] | None = None
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunCreate(Input):
     stage: str = Field(pattern="^(" + "|".join((*STAGE_NAMES, PIPELINE)) + ")$")
     scope: RunScope = Field(default_factory=RunScope)
     options: RunOptions = Field(default_factory=RunOptions)

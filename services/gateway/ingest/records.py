@@ -22,6 +22,7 @@ from typing import Any
 from services.gateway.ingest.fields import NAMES, REQUIRED, Field, accepted_names, locate
 from services.gateway.ingest.model import CardDraft, UploadError, UploadLimits
 from services.gateway.ingest.record_card import Record, record_draft
+from services.gateway.inputs import unstorable
 
 _SHOWN_KEYS = 30
 
@@ -45,7 +46,7 @@ def read_json(text: str, *, file_name: str | None, limits: UploadLimits) -> list
 
 def _parse(text: str) -> Any:
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise UploadError(
             "input_invalid",
@@ -56,6 +57,28 @@ def _parse(text: str) -> Any:
         ) from None
     except (ValueError, RecursionError) as error:
         raise UploadError("input_invalid", f"The JSON cannot be read: {error}.") from None
+    reason = _unstorable_text(document)
+    if reason is not None:
+        raise UploadError("input_invalid", f"A string of the JSON {reason}.")
+    return document
+
+
+def _unstorable_text(document: Any) -> str | None:
+    """Why a string (key or value) of the parsed document cannot be stored, or None: an
+    escape can make what UTF-8 and the databases refuse (``\\ud800``, ``\\u0000``)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            reason = unstorable(value)
+            if reason is not None:
+                return reason
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return None
 
 
 def _items(document: Any) -> tuple[list[Any], str]:
