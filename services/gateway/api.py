@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from contracts import new_event_id
@@ -17,7 +17,9 @@ from services.gateway import commands, controls, export, ingest, quality_api
 from services.gateway.auth import tenant_of
 from services.gateway.inputs import Input, storable_file_name
 from services.gateway.problems import Problem
-from services.gateway.readmodel import queries
+from services.gateway.readmodel import queries, run_object
+from services.gateway.readmodel.run_cache import RunCache
+from services.gateway.readmodel.run_object import RunSnapshot
 from services.gateway.readmodel.tables import uploads as uploads_table
 
 router = APIRouter(prefix="/v1")
@@ -177,7 +179,7 @@ async def create_run(
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)
     response.headers["Location"] = f"/v1/runs/{run_id}"
-    response.headers["ETag"] = _etag(run["version"])
+    response.headers["ETag"] = _etag(run)
     return run
 
 
@@ -188,15 +190,13 @@ async def list_runs(project_id: str, request: Request, tenant: Tenant) -> Any:
         return {"runs": await queries.list_runs(session, project_id)}
 
 
-def _etag(version: int) -> str:
-    return f'"v{version}"'
+def _etag(run: dict[str, Any]) -> str:
+    return run_object.etag_of(run["version"], clock_moves=run["finished_at"] is None)
 
 
-def _matches(if_none_match: str | None, version: int) -> bool:
-    if not if_none_match:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or _etag(version) in tags
+def _runs(request: Request) -> RunCache:
+    cache: RunCache = request.app.state.runs
+    return cache
 
 
 @router.get("/runs/{run_id}")
@@ -207,31 +207,42 @@ async def get_run(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The run; with ``wait`` it answers when the run changes (or after ``wait`` seconds)."""
-    sessions = _sessions(request)
-    async with sessions() as session:
-        row = await queries.run_row(session, tenant, run_id)
-    baseline = row.version
-    deadline = time.monotonic() + wait
-    while (
-        wait
-        and row.version == baseline
-        and (not if_none_match or _matches(if_none_match, row.version))
-    ):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        await request.app.state.watch.wait(run_id, min(remaining, 1.0))
-        async with sessions() as session:
-            row = await queries.run_row(session, tenant, run_id)
-        if await request.is_disconnected():
-            break
-    headers = {"ETag": _etag(row.version), "Cache-Control": "no-store"}
-    if _matches(if_none_match, row.version):
+    """The run; with ``wait`` it answers when the run changes (or after ``wait`` seconds).
+
+    Served from this replica's copy of the run (``RunCache``): one read of the database per
+    version of the run, however many clients poll it.
+    """
+    runs = _runs(request)
+    snapshot = await runs.current(tenant, run_id)
+    if wait and (not if_none_match or run_object.matches(if_none_match, snapshot.version)):
+        snapshot = await _until_changed_or_gone(
+            request, runs.next_version(tenant, run_id, snapshot.version, wait), snapshot
+        )
+    answer = runs.answer(snapshot)
+    headers = {"ETag": answer.etag, "Cache-Control": "no-store"}
+    if run_object.matches(if_none_match, answer.version):
         return Response(status_code=304, headers=headers)
-    async with sessions() as session:
-        body = await queries.run_object(session, row)
-    return JSONResponse(body, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+async def _until_changed_or_gone(
+    request: Request, waiting: Coroutine[Any, Any, RunSnapshot], held: RunSnapshot
+) -> RunSnapshot:
+    """The next version, unless the client hangs up first: its slot is freed at once."""
+    change = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((change, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not change.done():
+            change.cancel()
+    return change.result() if change.done() and not change.cancelled() else held
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _gate(request: Request) -> Any:
@@ -252,7 +263,8 @@ async def cancel_run(run_id: str, request: Request, response: Response, tenant: 
             await controls.cancel(session, row)
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)
-    response.headers["ETag"] = _etag(run["version"])
+    _runs(request).invalidate(run_id)
+    response.headers["ETag"] = _etag(run)
     return run
 
 
@@ -270,7 +282,8 @@ async def retry_run(run_id: str, request: Request, response: Response, tenant: T
         await controls.retry(session, row)
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)
-    response.headers["ETag"] = _etag(run["version"])
+    _runs(request).invalidate(run_id)
+    response.headers["ETag"] = _etag(run)
     return run
 
 

@@ -4,7 +4,7 @@ lifespan; the routes are in ``api.py``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +32,18 @@ from contracts.topics import (
 )
 from services.gateway.api import router
 from services.gateway.body_limit import BodyLimit
+from services.gateway.key_cache import KeyCache
 from services.gateway.problem_handlers import install_problem_handlers
 from services.gateway.quality_api import router as quality_router
+from services.gateway.readmodel import queries
 from services.gateway.readmodel.projection import Projection
+from services.gateway.readmodel.run_cache import RunCache, WaitBounds
+from services.gateway.readmodel.run_object import RunSnapshot
 from services.gateway.readmodel.watch import RunWatch
 from services.gateway.request_metrics import RequestMetrics
 from services.gateway.web import router as web_router
 from services.runtime import metrics
+from services.runtime.db import snapshot_read
 from services.runtime.delivery import Handler, HandlerContext
 from services.runtime.dlq.kafka import export_waiting
 from services.runtime.lag import export_lag
@@ -81,10 +86,27 @@ def observe_staleness(topic: str, created: datetime) -> None:
     metrics.READ_MODEL_LAST_PROJECTED.labels(topic=topic).set(now.timestamp())
 
 
+def run_cache(service: Service, settings: Settings) -> RunCache:
+    """The runs this replica's clients poll, read from its database."""
+
+    async def load(tenant: str, run_id: str) -> RunSnapshot:
+        async with snapshot_read(service.sessions) as session:
+            return await queries.run_snapshot(session, tenant, run_id)
+
+    async def read_versions(run_ids: Sequence[str]) -> dict[str, int]:
+        async with service.sessions() as session:
+            return await queries.run_versions(session, run_ids)
+
+    bounds = WaitBounds(settings.poll_max_waiters, settings.poll_max_waiters_per_tenant)
+    return RunCache(load, read_versions, bounds)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or settings_for("gateway")
     service: Service = build_service(settings, [MIGRATIONS])
+    runs = run_cache(service, settings)
     watch = RunWatch()
+    watch.subscribe(runs.invalidate)
     register_projection(service, Projection(watch))
 
     async def count_dead_letters(stop: asyncio.Event) -> None:
@@ -94,9 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def measure_lag(stop: asyncio.Event) -> None:
         await export_lag(service.settings, stop)
 
+    async def sweep_runs(stop: asyncio.Event) -> None:
+        await runs.sweep_forever(stop, settings.poll_sweep_interval_s)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(service, [count_dead_letters, measure_lag]):
+        async with running(service, [count_dead_letters, measure_lag, sweep_runs]):
             yield
 
     app = FastAPI(
@@ -108,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
-    app.state.watch = watch
+    app.state.runs = runs
+    app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.upload_slots = asyncio.Semaphore(settings.upload_max_concurrent)
     install_problem_handlers(app)
     app.add_middleware(RequestMetrics)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway import api_keys
+from services.gateway.key_cache import KeyCache
 from services.gateway.readmodel.tables import api_keys as api_keys_table
 
 
@@ -18,10 +19,15 @@ async def tenant_of(request: Request) -> str:
     if tenant is not None:
         return tenant
     if parsed.key_id is not None:
+        checked: KeyCache = request.app.state.key_cache
+        tenant = checked.tenant(parsed.key)
+        if tenant is not None:
+            return tenant
         sessions = request.app.state.service.sessions
         async with sessions() as session:
             tenant = await _stored_key_tenant(session, parsed.key_id, parsed.key)
         if tenant is not None:
+            checked.remember(parsed.key, tenant)
             return tenant
     raise api_keys.unauthorized("The API key is not valid.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def snapshot_read(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose every read sees one snapshot of the database.
+
+    PostgreSQL's default, READ COMMITTED, takes a new snapshot per statement: a row and its
+    children read in two statements can disagree, so this asks for REPEATABLE READ. SQLite's
+    transactions here begin IMMEDIATE (``_sqlite_begin_immediate``), which no writer
+    interleaves with.
+    """
+    async with sessions() as session, session.begin():
+        # Before the first statement: the level applies when the connection is procured.
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        yield session
 
 
 def dialect_insert(session: AsyncSession) -> Any:

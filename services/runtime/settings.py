@@ -342,6 +342,30 @@ class Settings(BaseSettings):
     upload_max_concurrent: int = Field(
         default=3, ge=1, description="Uploads one gateway replica splits and stores at once."
     )
+    poll_max_waiters: int = Field(
+        default=5000,
+        ge=1,
+        description="Long-polls (GET /v1/runs/{id}?wait=) one gateway replica holds at once; "
+        "more answer 503 unavailable with Retry-After.",
+    )
+    poll_max_waiters_per_tenant: int = Field(
+        default=2000,
+        ge=1,
+        description="Long-polls one tenant holds on one gateway replica; more answer 429 "
+        "rate_limited with Retry-After.",
+    )
+    poll_sweep_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a gateway replica reads the versions of the runs it holds, to "
+        "wake its long-polls on changes another replica projected (one query for all).",
+    )
+    api_key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a gateway replica trusts a stored API key it has checked; a "
+        "revoked key stops working within this time (0: check every request).",
+    )
 
     def request_body_limit(self) -> int:
         """The body limit in force: an upload of the largest allowed file always fits."""

@@ -1,5 +1,5 @@
 """The gateway's own app served by a real uvicorn server in a thread of its own, on a free
-port, with its migrations run first (SQLite, no broker): for tests of the HTTP edge."""
+port, with its migrations run first (no broker): for tests of the HTTP edge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,9 +18,12 @@ from tests.support.wait import until_sync
 
 
 @contextlib.contextmanager
-def served(app: FastAPI) -> Iterator[str]:
+def served(
+    app: FastAPI, background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = ()
+) -> Iterator[str]:
     """``app`` served by uvicorn in a thread of its own (its own event loop, as in
-    production: the test's client loop never runs the server's work); the base URL."""
+    production: the test's client loop never runs the server's work); the base URL.
+    ``background``: loops of the app's lifespan to run beside it (given a stop event)."""
     service = app.state.service
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -34,13 +37,18 @@ def served(app: FastAPI) -> Iterator[str]:
 
     async def main() -> None:
         # The database is the server loop's alone: migrated, used and closed there.
+        stop = asyncio.Event()
+        loops: list[asyncio.Task[None]] = []
         try:
             await migrate(service.engine, MIGRATIONS)
+            loops += [asyncio.create_task(loop(stop)) for loop in background]  # type: ignore[arg-type]
             await server.serve(sockets=[sock])
         except BaseException as error:
             failure.append(error)
             raise
         finally:
+            stop.set()
+            await asyncio.gather(*loops, return_exceptions=True)
             await service.engine.dispose()
             await service.fleet.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +14,10 @@ from contracts.backlog import CardAnalysis, Epic, Story, Subtask
 from contracts.pipeline import AnalysisStatus, ItemState
 from services.gateway import quality
 from services.gateway.problems import not_found
+from services.gateway.readmodel import run_object as run_object_module
 from services.gateway.readmodel import runview
-from services.gateway.readmodel.facts import as_utc, load_facts
+from services.gateway.readmodel.facts import load_facts
+from services.gateway.readmodel.run_object import RunSnapshot, iso
 from services.gateway.readmodel.tables import (
     cards,
     epics,
@@ -25,11 +28,6 @@ from services.gateway.readmodel.tables import (
     stories,
     subtasks,
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    aware = as_utc(value)
-    return aware.isoformat() if aware is not None else None
 
 
 async def project_row(session: AsyncSession, tenant: str, project_id: str) -> Any:
@@ -133,7 +131,7 @@ async def project_object(session: AsyncSession, row: Any) -> dict[str, Any]:
         "id": row.project_id,
         "name": row.name,
         "description": row.description,
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "kpis": await kpis(session, row.project_id),
         "active_runs": [{"id": r.run_id, "stage": r.stage, "status": r.status} for r in active],
     }
@@ -181,44 +179,17 @@ async def run_row(session: AsyncSession, tenant: str, run_id: str) -> Any:
     return row
 
 
+async def run_snapshot(session: AsyncSession, tenant: str, run_id: str) -> RunSnapshot:
+    """The run and its items in ``session``: one snapshot when the session reads one
+    (``consistent_read``), so the version and the body agree."""
+    row = await run_row(session, tenant, run_id)
+    return run_object_module.snapshot(row, await load_facts(session, row))
+
+
 async def run_object(session: AsyncSession, row: Any) -> dict[str, Any]:
-    """DESIGN.md's run object."""
-    facts = await load_facts(session, row)
-    now = datetime.now(UTC)
-    created = as_utc(row.created_at)
-    finished_at = as_utc(row.finished_at)
-    finished = runview.is_finished(facts)
-    stage_counts = {
-        stage: runview.counts(i for i in facts.items if i.stage == stage)
-        for stage in runview.stages_of(row.stage)
-    }
-    return {
-        "id": row.run_id,
-        "project_id": row.project_id,
-        "stage": row.stage,
-        "status": row.status,
-        "created_at": _iso(created),
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(finished_at),
-        "elapsed_seconds": round(((finished_at or now) - created).total_seconds(), 1),
-        "eta_seconds": runview.eta_seconds(facts.items, now, max(1, row.max_running), finished),
-        "counts": runview.counts(facts.items),
-        "in_progress": [
-            i | {"started_at": _iso(i["started_at"])} for i in runview.in_progress(facts.items, now)
-        ],
-        "stages": stage_counts,
-        "stages_done": [s for s in runview.stages_of(row.stage) if runview.stage_done(facts, s)],
-        "usage": {
-            "llm_calls": row.llm_calls,
-            "input_tokens": row.input_tokens,
-            "output_tokens": row.output_tokens,
-            "cost_usd": round(row.cost_usd, 6),
-        },
-        "errors": runview.errors(facts.items),
-        "options": json.loads(row.options),
-        "version": row.version,
-        "updated_at": _iso(row.updated_at),
-    }
+    """DESIGN.md's run object, read in ``session``."""
+    snapshot = run_object_module.snapshot(row, await load_facts(session, row))
+    return run_object_module.render(snapshot, datetime.now(UTC))
 
 
 async def list_runs(session: AsyncSession, project_id: str) -> list[dict[str, Any]]:
@@ -241,8 +212,8 @@ async def run_items_of(session: AsyncSession, run_id: str) -> list[dict[str, Any
             "state": ItemState.PENDING.value if r.state == ItemState.WAITING else r.state,
             "attempts": r.attempts,
             "tokens_so_far": r.tokens_so_far,
-            "started_at": _iso(r.started_at),
-            "finished_at": _iso(r.finished_at),
+            "started_at": iso(r.started_at),
+            "finished_at": iso(r.finished_at),
             "error": {"code": r.error_code, "message": r.error_message} if r.error_code else None,
             "provenance": json.loads(r.provenance) if r.provenance else None,
         }
@@ -256,7 +227,7 @@ async def run_log_of(session: AsyncSession, run_id: str) -> list[dict[str, Any]]
     )
     return [
         {
-            "time": _iso(r.time),
+            "time": iso(r.time),
             "level": r.level,
             "service": r.service,
             "stage": r.stage,
@@ -288,3 +259,10 @@ async def backlog_rows(
         [Story.model_validate_json(r) for r in await column(stories, "story")],
         [Subtask.model_validate_json(r) for r in await column(subtasks, "subtask")],
     )
+
+
+async def run_versions(session: AsyncSession, run_ids: Sequence[str]) -> dict[str, int]:
+    rows = await session.execute(
+        select(runs.c.run_id, runs.c.version).where(runs.c.run_id.in_(run_ids))
+    )
+    return {row.run_id: int(row.version) for row in rows}

@@ -1,19 +1,22 @@
-"""Wakes long-polling requests when a run changes in this process.
+"""Which runs a projecting transaction changed, told to listeners once it has committed.
 
-Waiters also re-read the database every second, so a change projected by another gateway
-replica is seen too; this only makes the common case immediate.
+The projection marks runs as it writes them (``changed``); the consumer calls ``flush``
+after the commit, so a listener (the run cache, which wakes long-polls) never reads a
+version that could still roll back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from collections.abc import Callable
 
 
 class RunWatch:
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
         self._pending: set[str] = set()
+        self._listeners: list[Callable[[str], None]] = []
+
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        self._listeners.append(listener)
 
     def changed(self, run_id: str) -> None:
         """Called inside the projecting transaction; takes effect at ``flush`` (after commit)."""
@@ -22,11 +25,5 @@ class RunWatch:
     def flush(self) -> None:
         pending, self._pending = self._pending, set()
         for run_id in pending:
-            event = self._events.pop(run_id, None)
-            if event is not None:
-                event.set()
-
-    async def wait(self, run_id: str, seconds: float) -> None:
-        event = self._events.setdefault(run_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            for listener in self._listeners:
+                listener(run_id)
