@@ -18,7 +18,7 @@ ifneq ($(MODEL),)
 export CARDFLOW_LLAMA_MODEL := $(abspath $(MODEL))
 endif
 
-.PHONY: help venv kafka-jars llama chromium prometheus demo test test-faults test-all lint fmt up down logs status lock clean bench bench-quality
+.PHONY: help venv kafka-jars llama chromium prometheus demo test test-faults test-all lint fmt up down logs status lock clean bench bench-quality bench-poll
 
 help:
 	@echo "make demo      set up and run the local stack with a sample through the pipeline"
@@ -132,6 +132,12 @@ demo: venv kafka-jars
 # never fails on the numbers, only when a run fails.
 bench: venv kafka-jars
 	$(PY) tests/perf/pipeline_bench.py
+
+# Poll benchmark (tests/perf/README.md): 10, 100 and 1,000 long-pollers of a live and of a
+# finished pipeline run, with a probe of conditional GETs and /healthz. Reports, never fails
+# on the numbers.
+bench-poll: venv kafka-jars
+	$(PY) tests/perf/poll_bench.py
 
 # Backlog quality benchmark (tests/perf/README.md): the corpus's documents through the
 # pipeline's stages, scored against their gold lists; the offline provider unless

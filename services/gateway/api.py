@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,18 +12,16 @@ from pydantic import Field
 
 from contracts import new_event_id
 from contracts.pipeline import ACTIVE_RUN_STATUSES
-from services.gateway import commands, controls, export, ingest, quality_api
+from services.gateway import commands, controls, export, ingest, quality_api, run_reads
 from services.gateway.auth import tenant_of
 from services.gateway.inputs import Input, storable_file_name
 from services.gateway.problems import Problem
 from services.gateway.readmodel import queries, run_object
-from services.gateway.readmodel.run_cache import RunCache
-from services.gateway.readmodel.run_object import RunSnapshot
 from services.gateway.readmodel.tables import uploads as uploads_table
 
 router = APIRouter(prefix="/v1")
 Tenant = Annotated[str, Depends(tenant_of)]
-MAX_WAIT_S = 30.0
+MAX_WAIT_S = run_reads.MAX_WAIT_S
 
 
 class ProjectIn(Input):
@@ -194,11 +191,6 @@ def _etag(run: dict[str, Any]) -> str:
     return run_object.etag_of(run["version"], clock_moves=run["finished_at"] is None)
 
 
-def _runs(request: Request) -> RunCache:
-    cache: RunCache = request.app.state.runs
-    return cache
-
-
 @router.get("/runs/{run_id}")
 async def get_run(
     run_id: str,
@@ -209,40 +201,11 @@ async def get_run(
 ) -> Response:
     """The run; with ``wait`` it answers when the run changes (or after ``wait`` seconds).
 
-    Served from this replica's copy of the run (``RunCache``): one read of the database per
-    version of the run, however many clients poll it.
+    Served from this replica's copy of the run: one read of the database per version of the
+    run, however many clients poll it. (Valid requests are answered by ``run_polls`` before
+    they reach this route; the route documents the operation and answers the rest.)
     """
-    runs = _runs(request)
-    snapshot = await runs.current(tenant, run_id)
-    if wait and (not if_none_match or run_object.matches(if_none_match, snapshot.version)):
-        snapshot = await _until_changed_or_gone(
-            request, runs.next_version(tenant, run_id, snapshot.version, wait), snapshot
-        )
-    answer = runs.answer(snapshot)
-    headers = {"ETag": answer.etag, "Cache-Control": "no-store"}
-    if run_object.matches(if_none_match, answer.version):
-        return Response(status_code=304, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
-
-
-async def _until_changed_or_gone(
-    request: Request, waiting: Coroutine[Any, Any, RunSnapshot], held: RunSnapshot
-) -> RunSnapshot:
-    """The next version, unless the client hangs up first: its slot is freed at once."""
-    change = asyncio.ensure_future(waiting)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait((change, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not change.done():
-            change.cancel()
-    return change.result() if change.done() and not change.cancelled() else held
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+    return await run_reads.answer(request, tenant, run_id, wait, if_none_match)
 
 
 def _gate(request: Request) -> Any:
@@ -263,7 +226,7 @@ async def cancel_run(run_id: str, request: Request, response: Response, tenant: 
             await controls.cancel(session, row)
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)
-    _runs(request).invalidate(run_id)
+    run_reads.cache_of(request).invalidate(run_id)
     response.headers["ETag"] = _etag(run)
     return run
 
@@ -282,7 +245,7 @@ async def retry_run(run_id: str, request: Request, response: Response, tenant: T
         await controls.retry(session, row)
         run = await queries.run_object(session, await queries.run_row(session, tenant, run_id))
     _committed(request)
-    _runs(request).invalidate(run_id)
+    run_reads.cache_of(request).invalidate(run_id)
     response.headers["ETag"] = _etag(run)
     return run
 

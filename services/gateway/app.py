@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute
 
 from contracts import Envelope
 from contracts.events import (
@@ -41,6 +42,7 @@ from services.gateway.readmodel.run_cache import RunCache, WaitBounds
 from services.gateway.readmodel.run_object import RunSnapshot
 from services.gateway.readmodel.watch import RunWatch
 from services.gateway.request_metrics import RequestMetrics
+from services.gateway.run_polls import RunPolls
 from services.gateway.web import router as web_router
 from services.runtime import metrics
 from services.runtime.db import snapshot_read
@@ -94,11 +96,19 @@ def run_cache(service: Service, settings: Settings) -> RunCache:
             return await queries.run_snapshot(session, tenant, run_id)
 
     async def read_versions(run_ids: Sequence[str]) -> dict[str, int]:
-        async with service.sessions() as session:
+        async with snapshot_read(service.sessions) as session:
             return await queries.run_versions(session, run_ids)
 
     bounds = WaitBounds(settings.poll_max_waiters, settings.poll_max_waiters_per_tenant)
     return RunCache(load, read_versions, bounds)
+
+
+def _route(routes: Sequence[BaseRoute], path: str, method: str) -> BaseRoute:
+    return next(
+        r
+        for r in routes
+        if getattr(r, "path", None) == path and method in (getattr(r, "methods", None) or ())
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -137,12 +147,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache(settings.api_key_cache_s)
     app.state.upload_slots = asyncio.Semaphore(settings.upload_max_concurrent)
     install_problem_handlers(app)
-    app.add_middleware(RequestMetrics)
-    # Added last, so outermost: the body is bounded before anything else reads it.
-    app.add_middleware(BodyLimit, max_bytes=settings.request_body_limit())
     app.include_router(router)
     app.include_router(quality_router)  # /v1/projects/{id}/quality and /questions
     app.include_router(web_router)  # the web page at / (services/gateway/web)
+    # Innermost first: polls are answered inside the request metrics, which they feed.
+    app.add_middleware(RunPolls, route=_route(router.routes, "/v1/runs/{run_id}", "GET"))
+    app.add_middleware(RequestMetrics)
+    # Added last, so outermost: the body is bounded before anything else reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.request_body_limit())
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -163,9 +175,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    # A server span per request (recorded only once tracing is configured, at start); probes
-    # and scrapes would be noise. Per-message ASGI receive/send spans too.
+    # A server span per request (recorded only once tracing is configured, at start); probes,
+    # scrapes and polls would be noise. Per-message ASGI receive/send spans too.
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/healthz,/readyz,/metrics", exclude_spans=["receive", "send"]
+        app,
+        excluded_urls="/healthz,/readyz,/metrics,/v1/runs/[^/]+$",  # the last: polls of a run
+        exclude_spans=["receive", "send"],
     )
     return app

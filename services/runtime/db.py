@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.runtime import metrics
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -34,11 +36,32 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
-        return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    else:
+        engine = create_async_engine(
+            url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
+        )
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
+
+
+_READS = metrics.DB_STATEMENTS.labels(kind="read")
+_WRITES = metrics.DB_STATEMENTS.labels(kind="write")
+
+
+def _count_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    (_READS if statement.lstrip()[:6].upper() == "SELECT" else _WRITES).inc()
+
+
+SNAPSHOT = "cardflow_snapshot"
+"""Execution option of a read-only snapshot (``snapshot_read``): on SQLite, a deferred BEGIN."""
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
+    if connection.get_execution_options().get(SNAPSHOT):
+        # WAL gives a deferred transaction one snapshot from its first read to its end,
+        # and it waits for no writer: a reader must not queue behind the projection.
+        connection.exec_driver_sql("BEGIN")
+        return
     # Python's sqlite3 neither opens a transaction before DDL nor before a SELECT, so by
     # default migrations are not transactional and a read-then-write transaction can fail
     # on upgrade with "database is locked" regardless of busy_timeout. BEGIN IMMEDIATE takes
@@ -90,17 +113,19 @@ def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def snapshot_read(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session whose every read sees one snapshot of the database.
+    """A read-only session whose every read sees one snapshot of the database.
 
     PostgreSQL's default, READ COMMITTED, takes a new snapshot per statement: a row and its
-    children read in two statements can disagree, so this asks for REPEATABLE READ. SQLite's
-    transactions here begin IMMEDIATE (``_sqlite_begin_immediate``), which no writer
-    interleaves with.
+    children read in two statements can disagree, so this asks for REPEATABLE READ. On
+    SQLite (WAL) a deferred transaction reads one snapshot and takes no lock a writer waits
+    for. Writing in it is a mistake: on SQLite it would fail under load ("database is
+    locked" on upgrade), which is why every other transaction begins IMMEDIATE.
     """
     async with sessions() as session, session.begin():
-        # Before the first statement: the level applies when the connection is procured.
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        # Before the first statement: options apply when the connection is procured.
+        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        options = {"isolation_level": "REPEATABLE READ"} if postgres else {SNAPSHOT: True}
+        await session.connection(execution_options=options)
         yield session
 
 

@@ -190,6 +190,17 @@ CONSUMER_REBALANCES = Counter(
     ["group"],
 )
 
+DB_STATEMENTS = Counter(
+    "cardflow_db_statements",
+    "SQL statements this process sent to its databases, by kind: read (SELECT) or write "
+    "(everything else, transaction control included).",
+    ["kind"],
+)
+LONG_POLLS_WAITING = Gauge(
+    "cardflow_long_polls_waiting",
+    "Long-polls of runs this gateway process holds now (bounded by CARDFLOW_POLL_MAX_WAITERS).",
+)
+
 DEAD_LETTERS = Counter(
     "cardflow_dead_letters",
     "Messages dead-lettered, by original topic, consumer group and error code.",

@@ -15,7 +15,7 @@ import pytest
 
 from services.gateway.problems import Problem
 from services.gateway.readmodel import run_object, runview
-from services.gateway.readmodel.run_cache import RunCache, WaitBounds
+from services.gateway.readmodel.run_cache import COALESCE_S, WAKE_AT_ONCE, RunCache, WaitBounds
 from services.gateway.readmodel.run_object import RunSnapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -208,3 +208,31 @@ def test_if_none_match_compares_weakly() -> None:
     assert run_object.matches("*", 9)
     assert not run_object.matches('"v3"', 4)
     assert not run_object.matches(None, 3)
+
+
+async def test_many_waiters_of_one_run_are_woken_at_most_every_coalesce_interval() -> None:
+    db = Database()
+    cache = cache_over(db, per_process=1000, per_tenant=1000)
+    await cache.current("t1", "run-1")
+
+    def poll(after: int) -> list[asyncio.Task[RunSnapshot]]:
+        return [
+            asyncio.create_task(cache.next_version("t1", "run-1", after=after, timeout_s=10))
+            for _ in range(4 * WAKE_AT_ONCE)
+        ]
+
+    first = poll(after=1)
+    await _settled(lambda: cache.waiting == len(first), "every poller waits")
+    db.version = 2
+    cache.invalidate("run-1")
+    assert {s.version for s in await asyncio.gather(*first)} == {2}
+
+    second = poll(after=2)
+    await _settled(lambda: cache.waiting == len(second), "every poller waits again")
+    db.version = 3
+    cache.invalidate("run-1")  # changed again at once: held until the interval has passed
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert not any(t.done() for t in second)
+    async with asyncio.timeout(COALESCE_S * 10):
+        assert {s.version for s in await asyncio.gather(*second)} == {3}

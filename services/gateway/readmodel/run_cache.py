@@ -8,6 +8,7 @@ Polling is how every client follows a run, so a thousand pollers must cost what 
   this process projected the change (``invalidate``, told by ``RunWatch`` after the commit),
   and within the sweep's interval when another replica did (``sweep``: one query for the
   versions of every cached run, whatever the number of waiters).
+- Many waiters on one run are woken in batches, at most every ``COALESCE_S``.
 - The answer's bytes are rendered once per version, and again at most every
   ``RENDER_EVERY_S`` while its clock fields move; the elapsed time never goes back.
 - Long-polls are bounded per process and per tenant: past the bound, ``Problem`` with
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from services.gateway.problems import Problem, not_found
 from services.gateway.readmodel import run_object
 from services.gateway.readmodel.run_object import RunSnapshot
+from services.runtime import metrics
 from services.runtime.backoff import sleep_or_stop
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ ReadVersions = Callable[[Sequence[str]], Awaitable[dict[str, int]]]
 """run ids -> their current versions (a run that is gone is left out)."""
 
 RENDER_EVERY_S = 0.1  # the run object's clock fields are rounded to a tenth of a second
+WAKE_AT_ONCE = 32
+"""Waiters of one run woken in one turn of the event loop; more are woken in batches."""
+COALESCE_S = 0.5
+"""Beyond ``WAKE_AT_ONCE`` waiters, a run's waiters are woken at most this often."""
 SWEEP_BATCH = 500
 
 
@@ -87,7 +93,9 @@ class RunCache:
         self._entries: dict[str, _Entry] = {}
         self._loads: dict[tuple[str, str], asyncio.Future[RunSnapshot]] = {}
         self._generation: dict[str, int] = {}
-        self._moved: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._woken_at: dict[str, float] = {}
+        self._wakes: set[asyncio.Task[None]] = set()
         self._waiting: dict[str, int] = {}
         self._waiting_total = 0
 
@@ -156,11 +164,15 @@ class RunCache:
                 entry = self._entries.get(run_id)
                 if entry is not None and entry.stale:
                     continue  # moved while it was being read: read it again
-                moved = self._moved.setdefault(run_id, asyncio.Event())
+                moved = asyncio.get_running_loop().create_future()
+                waiters = self._waiters.setdefault(run_id, set())
+                waiters.add(moved)
                 try:
-                    await asyncio.wait_for(moved.wait(), remaining)
+                    await asyncio.wait_for(moved, remaining)
                 except TimeoutError:
                     return snapshot
+                finally:
+                    waiters.discard(moved)
 
     @asynccontextmanager
     async def _slot(self, tenant: str) -> AsyncIterator[None]:
@@ -182,10 +194,12 @@ class RunCache:
             )
         self._waiting[tenant] = self._waiting.get(tenant, 0) + 1
         self._waiting_total += 1
+        metrics.LONG_POLLS_WAITING.set(self._waiting_total)
         try:
             yield
         finally:
             self._waiting_total -= 1
+            metrics.LONG_POLLS_WAITING.set(self._waiting_total)
             left = self._waiting[tenant] - 1
             if left:
                 self._waiting[tenant] = left
@@ -204,17 +218,40 @@ class RunCache:
         entry = self._entries.get(run_id)
         if entry is not None:
             entry.stale = True
-        moved = self._moved.pop(run_id, None)
-        if moved is not None:
-            moved.set()
+        waiters = self._waiters.pop(run_id, None)
+        if not waiters:
+            return
+        if len(waiters) <= WAKE_AT_ONCE:
+            _wake(waiters)
+            return
+        wake = asyncio.ensure_future(self._wake_gradually(run_id, list(waiters)))
+        self._wakes.add(wake)
+        wake.add_done_callback(self._wakes.discard)
+
+    async def _wake_gradually(self, run_id: str, waiters: list[asyncio.Future[None]]) -> None:
+        """Many waiters on one run: at most one wake per ``COALESCE_S``, in small batches.
+
+        A thousand answers written in one turn of the loop would hold every other request
+        (a health probe, another run's poll) behind them; a run changing ten times a second
+        would have a thousand clients re-poll ten times a second. Batches keep the loop
+        turning; the coalescing bounds the answers to pollers / ``COALESCE_S`` per second.
+        """
+        due = self._woken_at.get(run_id, 0.0) + COALESCE_S - time.monotonic()
+        if due > 0:
+            await asyncio.sleep(due)
+        self._woken_at[run_id] = time.monotonic()
+        for start in range(0, len(waiters), WAKE_AT_ONCE):
+            _wake(waiters[start : start + WAKE_AT_ONCE])
+            await asyncio.sleep(0)
 
     async def sweep(self) -> None:
         """Finds the runs another replica moved, and forgets runs nobody has read lately."""
         cutoff = time.monotonic() - self._idle_s
         for run_id in [r for r, e in self._entries.items() if e.used_at < cutoff]:
-            if run_id not in self._moved:
+            if not self._waiters.get(run_id):
                 del self._entries[run_id]
                 self._generation.pop(run_id, None)
+                self._woken_at.pop(run_id, None)
         held = [(r, e.snapshot.version) for r, e in self._entries.items() if not e.stale]
         for start in range(0, len(held), SWEEP_BATCH):
             batch = held[start : start + SWEEP_BATCH]
@@ -238,8 +275,14 @@ class RunCache:
             return
         by_use = sorted(self._entries.items(), key=lambda item: item[1].used_at)
         for run_id, _ in by_use[: len(self._entries) - self._max_runs]:
-            if run_id not in self._moved:
+            if not self._waiters.get(run_id):
                 del self._entries[run_id]
+
+
+def _wake(waiters: Sequence[asyncio.Future[None]] | set[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def _json(body: object) -> bytes:
