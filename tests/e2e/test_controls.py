@@ -58,17 +58,22 @@ def test_cancel_stops_a_pipeline_and_retry_finishes_it(
     stack: PipelineStack, llm: ScriptedLLM
 ) -> None:
     llm.reset(answer)
+    # Three calls answer; the rest wait at the server until the cancel is acknowledged: the
+    # cancel lands while items are in flight and others wait, whatever the machine's pace.
+    llm.hold_from(3)
     with stack.client() as client:
         project_id, created = start_pipeline(client)
         run_id = created["id"]
 
         def underway() -> dict[str, Any] | None:
             run = run_of(client, run_id)
-            return run if run["counts"]["succeeded"] >= 3 and run["in_progress"] else None
+            done = run["counts"]["succeeded"] >= 3 and run["in_progress"] and llm.held
+            return run if done else None
 
-        until_sync(underway, timeout=120, what="some items done and some running")
+        until_sync(underway, timeout=120, what="three items done and others held in flight")
         cancel = client.post(f"/v1/runs/{run_id}/cancel")
         acknowledged = time.time()
+        llm.release()
         assert cancel.status_code == 202, cancel.text
         assert cancel.json()["status"] in ("cancelling", "cancelled")
         again = client.post(f"/v1/runs/{run_id}/cancel")

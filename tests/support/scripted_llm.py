@@ -295,8 +295,22 @@ class ScriptedLLM:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Event | None = None
         self._port = 0
+        self._hold_from: int | None = None
+        self._released = threading.Event()
+        self.held = 0
+        """Calls waiting at the gate of ``hold_from`` now."""
 
     # configuration
+
+    def hold_from(self, index: int) -> None:
+        """Calls from the ``index``-th on (0-based, counted since the last reset) wait before
+        answering until ``release``: work held in flight for as long as a test needs."""
+        self._released.clear()
+        self._hold_from = index
+
+    def release(self) -> None:
+        self._hold_from = None
+        self._released.set()
 
     @property
     def script(self) -> Script:
@@ -319,6 +333,7 @@ class ScriptedLLM:
             self._calls.clear()
             self.max_in_flight = self.in_flight
         self.context_tokens = None
+        self.release()
         if latency_s is not None:
             self.latency_s = latency_s
 
@@ -439,6 +454,14 @@ class ScriptedLLM:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self._hold_from is not None and call.index >= self._hold_from:
+                self.held += 1
+                try:
+                    while not self._released.is_set():
+                        if await self.pause(0.02, disconnected):
+                            return
+                finally:
+                    self.held -= 1
             await _Answer(self, call, send, disconnected).run()
         except OSError:
             pass  # the client went away

@@ -8,7 +8,8 @@ Polling is how every client follows a run, so a thousand pollers must cost what 
   this process projected the change (``invalidate``, told by ``RunWatch`` after the commit),
   and within the sweep's interval when another replica did (``sweep``: one query for the
   versions of every cached run, whatever the number of waiters).
-- Many waiters on one run are woken in batches, at most every ``COALESCE_S``.
+- Many waiters on one run are woken in batches, at most every ``COALESCE_S`` and at most
+  ``ANSWERS_PER_S`` answers a second.
 - The answer's bytes are rendered once per version, and again at most every
   ``RENDER_EVERY_S`` while its clock fields move; the elapsed time never goes back.
 - Long-polls are bounded per process and per tenant: past the bound, ``Problem`` with
@@ -45,7 +46,11 @@ RENDER_EVERY_S = 0.1  # the run object's clock fields are rounded to a tenth of 
 WAKE_AT_ONCE = 32
 """Waiters of one run woken in one turn of the event loop; more are woken in batches."""
 COALESCE_S = 0.5
-"""Beyond ``WAKE_AT_ONCE`` waiters, a run's waiters are woken at most this often."""
+"""Beyond ``WAKE_AT_ONCE`` waiters, a run's waiters are woken at most this often..."""
+ANSWERS_PER_S = 400
+"""...and its changes cost at most this many answers a second (1,000 waiters: every 2.5 s).
+Each answer is followed by the client's next poll; measured on 2 cores, a few hundred a second
+is what leaves the event loop free for every other request (tests/perf/poll_bench.py)."""
 SWEEP_BATCH = 500
 
 
@@ -229,14 +234,16 @@ class RunCache:
         wake.add_done_callback(self._wakes.discard)
 
     async def _wake_gradually(self, run_id: str, waiters: list[asyncio.Future[None]]) -> None:
-        """Many waiters on one run: at most one wake per ``COALESCE_S``, in small batches.
+        """Many waiters on one run: woken at most every ``COALESCE_S`` (longer with more
+        waiters, ``ANSWERS_PER_S``), in small batches.
 
         A thousand answers written in one turn of the loop would hold every other request
         (a health probe, another run's poll) behind them; a run changing ten times a second
         would have a thousand clients re-poll ten times a second. Batches keep the loop
-        turning; the coalescing bounds the answers to pollers / ``COALESCE_S`` per second.
+        turning; the coalescing bounds the answers a run's changes cost per second.
         """
-        due = self._woken_at.get(run_id, 0.0) + COALESCE_S - time.monotonic()
+        interval = max(COALESCE_S, len(waiters) / ANSWERS_PER_S)
+        due = self._woken_at.get(run_id, 0.0) + interval - time.monotonic()
         if due > 0:
             await asyncio.sleep(due)
         self._woken_at[run_id] = time.monotonic()
